@@ -1,0 +1,1 @@
+"""One module per event kind: parse, read state, decide, act, log one line. No binding library here."""

@@ -1,0 +1,1 @@
+"""Seatkeeper: keeps Microsoft 365 Copilot licenses where they belong (gate, verify, reprocess, alert)."""
