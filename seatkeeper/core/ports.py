@@ -1,0 +1,81 @@
+"""The ports of Seatkeeper as typing.Protocols; adapters implement them and bootstrap injects them.
+
+All I/O ports are async (Graph, queues and state share one event loop in a Functions worker); the clock
+is synchronous and is the only source of business time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from seatkeeper.core.messages import Message
+
+
+class Clock(Protocol):
+    """Business time: wall clock in Azure, the sandbox clock in sandbox mode; timezone-aware UTC."""
+
+    def now(self) -> datetime: ...
+
+
+class MessageSender(Protocol):
+    """Sends messages to their queues. Raises TransientError when nothing could be persisted."""
+
+    async def send(self, messages: Sequence[Message]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that could not be processed, kept in its queue's dead-letter queue for inspection."""
+
+    queue: str
+    message_id: str
+    kind: str
+    subject: str
+    reason: str
+    description: str
+    delivery_count: int
+    dead_lettered_at: datetime
+    body: bytes
+    session_id: str | None
+
+
+class DeadLetterStore(Protocol):
+    """Inspect and resubmit dead letters (the same operations on Service Bus and the embedded queue)."""
+
+    async def list(self, queue: str, *, limit: int = 100) -> Sequence[DeadLetter]: ...
+
+    async def resubmit(self, queue: str, message_id: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One stored row: (table, partition, row) is the key; `etag` guards optimistic concurrency."""
+
+    table: str
+    partition: str
+    row: str
+    data: Mapping[str, Any]
+    etag: str
+
+
+class StateStore(Protocol):
+    """Tables of JSON-compatible entities with ETag optimistic concurrency (no lost update).
+
+    `insert` raises ConcurrencyConflict if the row exists; `replace` raises it if the etag no longer
+    matches; `upsert` writes unconditionally. `delete` with an etag is conditional, without is not.
+    """
+
+    async def get(self, table: str, partition: str, row: str) -> Entity | None: ...
+
+    async def insert(self, table: str, partition: str, row: str, data: Mapping[str, Any]) -> Entity: ...
+
+    async def replace(self, entity: Entity, data: Mapping[str, Any]) -> Entity: ...
+
+    async def upsert(self, table: str, partition: str, row: str, data: Mapping[str, Any]) -> Entity: ...
+
+    async def delete(self, table: str, partition: str, row: str, *, etag: str | None = None) -> None: ...
+
+    def query(self, table: str, partition: str | None = None) -> AsyncIterator[Entity]: ...
