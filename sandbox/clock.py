@@ -93,3 +93,52 @@ class Scheduler:
     def clear(self) -> None:
         """Drop everything scheduled (control-plane reset)."""
         self._heap.clear()
+
+
+IdleWait = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class AdvanceReport:
+    """What one stepped move of the clock did."""
+
+    steps: int
+    fired: int
+    idle_timeouts: int
+
+
+async def advance(
+    scheduler: Scheduler,
+    total: timedelta,
+    max_step: timedelta,
+    after_step: IdleWait | None = None,
+) -> AdvanceReport:
+    """Move business time forward by `total` in steps no longer than `max_step`.
+
+    Within a step the clock stops at each due time and fires what falls due there, earliest first, so
+    callbacks see the time they were scheduled for; after each step `after_step` (if any) waits for the
+    service under test to be idle and answers False when its bounded wait ran out.
+    """
+    if total < timedelta(0):
+        raise ValueError("the sandbox clock only moves forward")
+    if max_step <= timedelta(0):
+        raise ValueError("max_step must be positive")
+    clock = scheduler.clock
+    remaining = total
+    steps = fired = idle_timeouts = 0
+    while remaining > timedelta(0) or steps == 0:
+        step = min(remaining, max_step)
+        moved = timedelta(0)  # the offset grows by exactly `step`, however long the callbacks take
+        while (due := scheduler.next_due()) is not None and due <= clock.now() + (step - moved):
+            ahead = due - clock.now()
+            if ahead > timedelta(0):
+                clock.move(ahead)
+                moved += ahead
+            fired += await scheduler.run_due(until=due)
+        clock.move(step - moved)
+        fired += await scheduler.run_due()
+        remaining -= step
+        steps += 1
+        if after_step is not None and not await after_step():
+            idle_timeouts += 1
+    return AdvanceReport(steps=steps, fired=fired, idle_timeouts=idle_timeouts)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 # Modules under seatkeeper.cli that contribute subcommands, in help order.
-SUBCOMMANDS: tuple[str, ...] = ()
+SUBCOMMANDS: tuple[str, ...] = ("serve", "clock", "policy", "deadletters", "permissions")
 
 
 def build_parser() -> argparse.ArgumentParser:

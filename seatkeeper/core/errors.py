@@ -41,6 +41,10 @@ class ConcurrencyConflict(TransientError):
     """An optimistic-concurrency (ETag) check failed; re-read and try again."""
 
 
+class DeadLettersWaiting(SeatkeeperError):
+    """Dead letters wait in a queue whose dead letters are never alerted (`alerts`): health reports it."""
+
+
 class PermanentError(SeatkeeperError):
     """Retrying will not help: the message completes and the reason is logged (and alerted if needed)."""
 
@@ -63,3 +67,12 @@ class Forbidden(PermanentError):
 
 class PolicyConflict(PermanentError):
     """The policy asks for something contradictory for this subject."""
+
+
+class Rejected(PermanentError):
+    """An API refused the request itself (a 400 or other 4xx); `status` and `code` are its answer."""
+
+    def __init__(self, message: str, *, status: int, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

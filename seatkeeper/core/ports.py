@@ -40,14 +40,33 @@ class DeadLetter:
     dead_lettered_at: datetime
     body: bytes
     session_id: str | None
+    correlation_id: str = ""
+    # The transport's sequence number: unique per dead-letter occurrence, the `n` of a resubmitted id.
+    sequence_number: int = 0
 
 
 class DeadLetterStore(Protocol):
-    """Inspect and resubmit dead letters (the same operations on Service Bus and the embedded queue)."""
+    """Inspect and resubmit dead letters (the same operations on Service Bus and the embedded queue).
 
-    async def list(self, queue: str, *, limit: int = 100) -> Sequence[DeadLetter]: ...
+    `list` returns the oldest first, only those numbered above `after_sequence` (a watcher's mark of
+    what it has seen). `peek` returns the oldest dead letter with that message id. `resubmit` sends a
+    copy under `resubmitted_id(message_id, n)` (n = the dead letter's sequence number), removes the dead
+    letter only once the copy is sent, and returns the new id; NotFound when there is no such dead letter.
+    """
+
+    async def list(
+        self, queue: str, *, limit: int = 100, after_sequence: int = 0
+    ) -> Sequence[DeadLetter]: ...
+
+    async def peek(self, queue: str, message_id: str) -> DeadLetter | None: ...
 
     async def resubmit(self, queue: str, message_id: str) -> str: ...
+
+
+class Probe(Protocol):
+    """A cheap reachability check for health: returns when reachable, raises TransientError if not."""
+
+    async def check(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,186 @@
+"""Verification (`license.check` messages): read each member's license states, act on `verify()` — done,
+re-check later, reprocess, wait for a seat, alert — and serve the waitlist when seats may have appeared
+(issue 7 items 2 and 5). A member who left frees its reservation and waitlist place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from handlers.admission import Admission, admit
+from handlers.license_commands import LicenseDeps, UnitOfWork
+from seatkeeper.core.commands import ReleaseReservation, ScheduleRecheck
+from seatkeeper.core.groups import GroupSnapshot
+from seatkeeper.core.license_messages import AdmitRequest, Change, LicenseCheck, parse_check
+from seatkeeper.core.messages import Message
+from seatkeeper.core.reasons import Reason
+from seatkeeper.core.seats import ReleaseReason, WaitSource, serve_waitlist
+from seatkeeper.core.skus import SkuCatalogue
+from seatkeeper.core.verification import next_check_at, verify
+
+log = structlog.get_logger("seatkeeper.license")
+
+WAITLIST_REASON = "a seat became free (waitlist)"
+SEATKEEPER = "seatkeeper"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The outcome of one check: verification's status (or `removed`, `not_found`, `not_licensing`)."""
+
+    check: LicenseCheck
+    status: str
+    reasons: tuple[Reason, ...] = ()
+    summary: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Served:
+    """Who the waitlist served: members in CountViolation reprocessed, pending people admitted."""
+
+    reprocessed: tuple[str, ...] = ()
+    admitted: tuple[Admission, ...] = ()
+
+
+async def verify_members(
+    checks: Sequence[LicenseCheck], deps: LicenseDeps, *, correlation_id: str, version: str
+) -> tuple[tuple[Checked, ...], Served]:
+    """Verify each check (users read in `$batch`es), then serve the waitlist if a seat may be free."""
+    unit = UnitOfWork(deps, correlation_id, version)
+    now = deps.clock.now()
+    removed = [c for c in checks if c.change is Change.REMOVED]
+    present = [c for c in checks if c.change is not Change.REMOVED]
+    # A leaver's seat shows in consumedUnits only in a fresh snapshot.
+    catalogue = await deps.reads.catalogue(fresh=bool(removed))
+    results: list[Checked] = []
+    freed = bool(removed)
+    for check in removed:
+        await _forget(deps, check.user_id, check.group_id, ReleaseReason.CANCELLED)
+        results.append(Checked(check, "removed", (), "The member left the group; its seat is free again."))
+    people = await deps.reads.people([c.user_id for c in present]) if present else {}
+    for check in present:
+        licensing = deps.policy.group(check.group_id)
+        person = people.get(check.user_id)
+        if licensing is None:
+            results.append(Checked(check, "not_licensing", (Reason.NOT_A_LICENSING_GROUP,)))
+            continue
+        if person is None:
+            await _forget(deps, check.user_id, check.group_id, ReleaseReason.CANCELLED)
+            results.append(Checked(check, "not_found", (), "The user no longer exists."))
+            freed = True
+            continue
+        added_at = check.added_at
+        if added_at is None:
+            addition = await deps.seats.addition(person.id, licensing.id)
+            added_at = addition.added_at if addition is not None else now
+        verdict = verify(
+            person,
+            group=licensing,
+            policy=deps.policy,
+            catalogue=catalogue,
+            added_at=added_at,
+            now=now,
+            reprocesses=check.reprocesses,
+        )
+        snapshot = GroupSnapshot(licensing.id, licensing.display_name)
+        await unit.perform(verdict.commands, person=person, group=snapshot, catalogue=catalogue, now=now)
+        freed = freed or any(isinstance(c, ReleaseReservation) for c in verdict.commands)
+        error = verdict.raw_error or (verdict.error.value if verdict.error is not None else None)
+        results.append(Checked(check, verdict.status.value, verdict.reasons, verdict.summary, error))
+    await unit.finish()
+    for checked in results:
+        log.info(
+            "license.verified",
+            user_id=checked.check.user_id,
+            group_id=checked.check.group_id,
+            status=checked.status,
+            reasons=[r.value for r in checked.reasons],
+            error=checked.error,
+        )
+    served = await serve_waiting(deps, correlation_id=correlation_id, version=version) if freed else Served()
+    return tuple(results), served
+
+
+async def _forget(deps: LicenseDeps, user_id: str, group_id: str, reason: ReleaseReason) -> None:
+    await deps.seats.release(user_id, group_id, reason)
+    await deps.seats.leave_waitlist(user_id, group_id)
+
+
+async def serve_waiting(deps: LicenseDeps, *, correlation_id: str, version: str) -> Served:
+    """Hand free seats to the waitlist in order: a member in CountViolation gets a seat reserved and is
+    reprocessed; a pending person goes through admission again (its other blockers are re-gated)."""
+    entries = await deps.seats.waitlist()
+    if not entries:
+        return Served()
+    now = deps.clock.now()
+    catalogue = await deps.reads.catalogue(fresh=True)
+    skus_by_group = {
+        g.id.lower(): tuple(s.lower() for s in g.copilot_sku_ids) for g in deps.policy.licensing_groups
+    }
+    free = {
+        sku: await deps.seats.headroom(catalogue, (sku,), now=now)
+        for sku in sorted({s for skus in skus_by_group.values() for s in skus})
+    }
+    serving = serve_waitlist(entries, free, skus_by_group)
+    if not serving.served:
+        return Served()
+    unit = UnitOfWork(deps, correlation_id, version)
+    reprocessed = [
+        entry.user_id
+        for entry in serving.served
+        if entry.source is WaitSource.COUNT_VIOLATION
+        and await _reserve_and_reprocess(
+            unit,
+            catalogue,
+            user_id=entry.user_id,
+            group_id=entry.group_id,
+            skus_by_group=skus_by_group,
+            now=now,
+        )
+    ]
+    await unit.finish()
+    requests = [
+        AdmitRequest(entry.user_id, entry.group_id, WAITLIST_REASON, SEATKEEPER)
+        for entry in serving.served
+        if entry.source is WaitSource.PENDING
+    ]
+    admitted = await admit(requests, deps, correlation_id=correlation_id, version=version) if requests else ()
+    log.info("license.waitlist_served", reprocessed=len(reprocessed), admitted=len(admitted))
+    return Served(tuple(reprocessed), admitted)
+
+
+async def _reserve_and_reprocess(
+    unit: UnitOfWork,
+    catalogue: SkuCatalogue,
+    *,
+    user_id: str,
+    group_id: str,
+    skus_by_group: dict[str, tuple[str, ...]],
+    now: datetime,
+) -> bool:
+    deps = unit.deps
+    licensing = deps.policy.group(group_id)
+    if licensing is None or licensing.observe_only or deps.policy.is_protected(user_id):
+        return False
+    skus = skus_by_group.get(group_id.lower(), ())
+    if not await deps.seats.reserve(catalogue, user_id=user_id, group_id=group_id, sku_ids=skus, now=now):
+        return False
+    await deps.seats.leave_waitlist(user_id, group_id)
+    unit.reprocess.append(user_id)
+    due = next_check_at(now, now, deps.policy.verification_deadline)
+    if due is not None:
+        unit.schedule(ScheduleRecheck(user_id, group_id, due, now))
+    return True
+
+
+async def handle_check(message: Message, deps: LicenseDeps) -> Checked:
+    """One validated `license.check` message."""
+    [checked], _ = await verify_members(
+        [parse_check(message.payload)], deps, correlation_id=message.correlation_id, version=message.version
+    )
+    return checked

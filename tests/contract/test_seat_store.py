@@ -1,0 +1,147 @@
+"""The seat store on both state adapters (embedded SQLite and Table Storage on Azurite): no overbooking under
+a race, reservations that stop counting when they should, the waitlist, pending people and additions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from seatkeeper.adapters.seat_store import StateSeatStore
+from seatkeeper.adapters.sqlite_state import SqliteStateStore
+from seatkeeper.adapters.table_state import TableStateStore
+from seatkeeper.core.reasons import Reason
+from seatkeeper.core.seat_ports import Addition
+from seatkeeper.core.seats import ReleaseReason, WaitlistEntry, WaitSource
+from seatkeeper.core.skus import SkuCatalogue
+from tests.unit.test_gate_builders import NOW, catalogue, sku
+
+pytestmark = pytest.mark.anyio
+
+DAY = timedelta(hours=24)
+
+
+@pytest.fixture(params=["sqlite", "table"])
+async def seats(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateSeatStore]:
+    if request.param == "sqlite":
+        sqlite = SqliteStateStore(tmp_path / "state.db")
+        yield StateSeatStore(sqlite, timeout=DAY)
+        sqlite.close()
+    else:
+        connection_string: str = request.getfixturevalue("azurite")
+        table = TableStateStore.from_connection_string(connection_string)
+        yield StateSeatStore(table, timeout=DAY)
+        await table.close()
+
+
+def new_id() -> str:
+    """Fresh ids per test keep tests apart on the shared Azurite (the tables are fixed)."""
+    return str(uuid.uuid4())
+
+
+def seats_of(sku_id: str, *, enabled: int, consumed: int) -> SkuCatalogue:
+    return catalogue(sku(sku_id, "Microsoft_365_Copilot", enabled=enabled, consumed=consumed))
+
+
+async def test_twenty_racing_for_the_last_five_seats_get_exactly_five(seats: StateSeatStore) -> None:
+    """Twenty concurrent reservations against 5 free seats: exactly 5 are granted, 15 refused."""
+    sku_id, group = new_id(), new_id()
+    snapshot = seats_of(sku_id, enabled=100, consumed=95)
+    users = [new_id() for _ in range(20)]
+    granted = await asyncio.gather(
+        *(seats.reserve(snapshot, user_id=u, group_id=group, sku_ids=(sku_id,), now=NOW) for u in users)
+    )
+    assert (granted.count(True), granted.count(False)) == (5, 15)
+    held = {r.user_id for r in await seats.reservations() if r.sku_ids == (sku_id,)}
+    assert held == {u for u, ok in zip(users, granted, strict=True) if ok}
+    assert await seats.headroom(snapshot, (sku_id,), now=NOW) == 0
+
+
+async def test_a_repeated_reservation_holds_one_seat(seats: StateSeatStore) -> None:
+    """Reserving twice for the same user and group is one seat, not two."""
+    sku_id, group, user = new_id(), new_id(), new_id()
+    snapshot = seats_of(sku_id, enabled=10, consumed=5)
+    for _ in range(2):
+        assert await seats.reserve(snapshot, user_id=user, group_id=group, sku_ids=(sku_id,), now=NOW)
+    assert await seats.headroom(snapshot, (sku_id,), now=NOW) == 4
+
+
+async def test_a_full_second_sku_gives_the_first_back(seats: StateSeatStore) -> None:
+    """A group with two Copilot SKUs gets both seats or neither."""
+    roomy, full, group = new_id(), new_id(), new_id()
+    snapshot = catalogue(sku(roomy, "A", enabled=10, consumed=0), sku(full, "B", enabled=3, consumed=3))
+    granted = await seats.reserve(snapshot, user_id=new_id(), group_id=group, sku_ids=(roomy, full), now=NOW)
+    assert granted is False
+    assert await seats.headroom(snapshot, (roomy,), now=NOW) == 10
+
+
+async def test_a_released_reservation_frees_its_seat(seats: StateSeatStore) -> None:
+    """After an errored assignment the seat is free again for the next person."""
+    sku_id, group, user = new_id(), new_id(), new_id()
+    snapshot = seats_of(sku_id, enabled=1, consumed=0)
+    assert await seats.reserve(snapshot, user_id=user, group_id=group, sku_ids=(sku_id,), now=NOW)
+    assert not await seats.reserve(snapshot, user_id=new_id(), group_id=group, sku_ids=(sku_id,), now=NOW)
+    await seats.release(user, group, ReleaseReason.ERRORED)
+    assert await seats.reserve(snapshot, user_id=new_id(), group_id=group, sku_ids=(sku_id,), now=NOW)
+
+
+async def test_an_active_seat_counts_once_a_later_snapshot_counts_it(seats: StateSeatStore) -> None:
+    """Active since T: a snapshot read before T still needs the reservation, one read after T does not."""
+    sku_id, group, user = new_id(), new_id(), new_id()
+    before = seats_of(sku_id, enabled=5, consumed=0)
+    assert await seats.reserve(before, user_id=user, group_id=group, sku_ids=(sku_id,), now=NOW)
+    active_at = NOW + timedelta(minutes=3)
+    await seats.mark_active(user, group, active_at)
+    after = catalogue(sku(sku_id, "C", enabled=5, consumed=1), read_at=active_at + timedelta(seconds=1))
+    assert await seats.headroom(before, (sku_id,), now=active_at) == 4
+    assert await seats.headroom(after, (sku_id,), now=active_at) == 4
+
+
+async def test_a_reservation_times_out_after_the_verification_deadline(seats: StateSeatStore) -> None:
+    """A reservation never confirmed stops holding its seat after the timeout."""
+    sku_id, group = new_id(), new_id()
+    snapshot = seats_of(sku_id, enabled=1, consumed=0)
+    assert await seats.reserve(snapshot, user_id=new_id(), group_id=group, sku_ids=(sku_id,), now=NOW)
+    assert await seats.headroom(snapshot, (sku_id,), now=NOW + DAY) == 1
+
+
+async def test_the_waitlist_keeps_the_first_place(seats: StateSeatStore) -> None:
+    """A person listed again keeps the earlier place; order is first come first served."""
+    group, first, second = new_id(), new_id(), new_id()
+    await seats.join_waitlist(WaitlistEntry(second, group, NOW, WaitSource.PENDING))
+    await seats.join_waitlist(
+        WaitlistEntry(first, group, NOW - timedelta(hours=1), WaitSource.COUNT_VIOLATION)
+    )
+    await seats.join_waitlist(WaitlistEntry(second, group, NOW + timedelta(hours=1), WaitSource.PENDING))
+    assert [(e.user_id, e.since) for e in await seats.waitlist(group)] == [
+        (first, NOW - timedelta(hours=1)),
+        (second, NOW),
+    ]
+    await seats.leave_waitlist(first, group)
+    assert [e.user_id for e in await seats.waitlist(group)] == [second]
+
+
+async def test_pending_keeps_the_earliest_since_and_the_latest_reasons(seats: StateSeatStore) -> None:
+    """A pending person recorded twice keeps its first time and shows the current blockers."""
+    group, user = new_id(), new_id()
+    await seats.record_pending(user, group, (Reason.NO_SEAT,), NOW, now=NOW)
+    later = NOW + timedelta(hours=2)
+    await seats.record_pending(user, group, (Reason.NO_BASE_LICENSE,), later, now=later)
+    [pending] = await seats.pending(group)
+    assert (pending.since, pending.reasons, pending.updated_at) == (NOW, (Reason.NO_BASE_LICENSE,), later)
+    await seats.clear_pending(user, group)
+    assert await seats.pending(group) == ()
+
+
+async def test_an_addition_is_recorded(seats: StateSeatStore) -> None:
+    """What Seatkeeper added is read back with when, why and who asked."""
+    group, user = new_id(), new_id()
+    assert await seats.addition(user, group) is None
+    await seats.record_addition(Addition(user, group, NOW, "rollout wave 1", "admin@contoso.example"))
+    assert await seats.addition(user, group) == Addition(
+        user, group, NOW, "rollout wave 1", "admin@contoso.example"
+    )

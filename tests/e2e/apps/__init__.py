@@ -1,0 +1,1 @@
+"""Small FunctionApps the e2e tests run in the local host as a real process."""
