@@ -61,11 +61,12 @@ $(CLEAN_STAMP): requirements.txt
 infra-check: $(INFRA_STAMP) $(CLEAN_STAMP)
 	cd $(CLEAN_VENV) && PYTHONPATH=$(CURDIR) ./bin/python -c "import function_app; \
 		print('function_app indexes %d functions with requirements.txt alone' % len(function_app.app.get_functions()))"
-	BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE $(INFRA_VENV)/bin/checkov --directory infra \
-		--framework bicep --skip-download --compact --quiet \
+	BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE $(INFRA_VENV)/bin/checkov \
+		--directory infra --directory .github --framework bicep github_actions --skip-download --compact --quiet \
 		--output cli --output json --output-file-path console,$(CHECKOV_REPORT)
-	$(INFRA_VENV)/bin/python -c "import json,sys; s=json.load(open('$(CHECKOV_REPORT)'))['summary']; \
-		sys.exit(0 if s['parsing_errors'] == 0 and s['resource_count'] > 0 else 'checkov: parsing errors or no resource: %s' % s)"
+	$(INFRA_VENV)/bin/python -c "import json,sys; r=json.load(open('$(CHECKOV_REPORT)')); r=r if isinstance(r,list) else [r]; \
+		s={x['check_type']: x['summary'] for x in r}; ok=s.get('bicep',{}).get('resource_count',0) > 0 \
+		and all(v['parsing_errors'] == 0 for v in s.values()); sys.exit(0 if ok else 'checkov: unparsed files or no Bicep resource: %s' % s)"
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

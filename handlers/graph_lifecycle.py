@@ -28,7 +28,10 @@ async def handle_lifecycle(group_id: str, subscription_id: str, event: str, deps
     if record is None or record.subscription_id != subscription_id.lower():
         # A subscription we no longer keep: upkeep deletes it if Graph still has it.
         _log.info(
-            "subscription.lifecycle_stale", group_id=group_id, subscription_id=subscription_id, event=event
+            "subscription.lifecycle_stale",
+            group_id=group_id,
+            subscription_id=subscription_id,
+            lifecycle_event=event,
         )
         return "stale"
     recreate = CreateSubscription(group_id, record.generation + 1, deps.clock.now() + LIFETIME, True)
@@ -47,7 +50,7 @@ async def handle_lifecycle(group_id: str, subscription_id: str, event: str, deps
         "subscription.lifecycle_handled",
         group_id=group_id,
         subscription_id=subscription_id,
-        event=event,
+        lifecycle_event=event,
         outcome=outcome,
     )
     return outcome

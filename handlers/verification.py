@@ -15,6 +15,7 @@ from handlers.admission import Admission, admit
 from handlers.license_commands import LicenseDeps, UnitOfWork
 from seatkeeper.core.commands import ReleaseReservation, ScheduleRecheck
 from seatkeeper.core.groups import GroupSnapshot
+from seatkeeper.core.license_errors import LicenseError
 from seatkeeper.core.license_messages import AdmitRequest, Change, LicenseCheck, parse_check
 from seatkeeper.core.messages import Message
 from seatkeeper.core.reasons import Reason
@@ -89,7 +90,11 @@ async def verify_members(
         )
         snapshot = GroupSnapshot(licensing.id, licensing.display_name)
         await unit.perform(verdict.commands, person=person, group=snapshot, catalogue=catalogue, now=now)
-        freed = freed or any(isinstance(c, ReleaseReservation) for c in verdict.commands)
+        # A released reservation frees a seat, except after CountViolation: there was none to free.
+        freed = freed or (
+            verdict.error is not LicenseError.COUNT_VIOLATION
+            and any(isinstance(c, ReleaseReservation) for c in verdict.commands)
+        )
         error = verdict.raw_error or (verdict.error.value if verdict.error is not None else None)
         results.append(Checked(check, verdict.status.value, verdict.reasons, verdict.summary, error))
     await unit.finish()

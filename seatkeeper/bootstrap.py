@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from handlers.health import HealthReport, check_health
+from handlers.heartbeat import heartbeat_probes
+from handlers.license_commands import LicenseDeps
 from seatkeeper.adapters.graph.client import GraphClient, build_http_client, ssl_context
 from seatkeeper.adapters.graph.retrying import RetryPolicy
 from seatkeeper.adapters.graph.tokens import (
@@ -30,6 +32,7 @@ from seatkeeper.core.errors import ConfigurationError
 from seatkeeper.core.graph_port import GraphPort
 from seatkeeper.core.policy import AlertChannel, Policy
 from seatkeeper.core.ports import Clock, DeadLetterStore, MessageSender, Probe, StateStore
+from seatkeeper.license_wiring import build_license_deps
 from seatkeeper.logs import configure_logging, get_logger, register_secret
 from seatkeeper.policy_file import load_policy
 from seatkeeper.settings import CredentialKind, GraphSettings, Mode, Settings, environment, load_settings
@@ -53,6 +56,8 @@ class Services:
     # Reachability checks for health, by name ("queue", "state"): filled by storage_wiring.
     probes: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
+    # The license handlers' dependencies (admission, verification, reprocess): seatkeeper/license_wiring.py.
+    license: LicenseDeps | None = None
 
     async def aclose(self) -> None:
         """Close every adapter, last built first."""
@@ -141,6 +146,11 @@ def build_services(
         probes=probes,
         closers=closers,
     )
+    services.license = build_license_deps(
+        graph=services.graph, clock=clock, sender=sender, state=state, policy=services.policy
+    )
+    # `health` fails a check per timer whose heartbeat is overdue (handlers/heartbeat.py).
+    services.probes.update(heartbeat_probes(state, clock))
     get_logger("seatkeeper.bootstrap").info(
         "service.started", mode=settings.mode.value, groups=len(services.policy.licensing_groups)
     )
@@ -154,6 +164,7 @@ def _register_secrets(settings: Settings) -> None:
         settings.graph.certificate_password,
         settings.client_state_key,
         settings.hr_signing_secret,
+        settings.graph_webhook_key,
         settings.service_bus_connection,
         settings.state_connection,
     ):

@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from seatkeeper.core.errors import ConfigurationError
+from seatkeeper.core.hr_rules import hr_problems, rules_from_data, settings_from_data
 from seatkeeper.core.policy import (
     KNOWN_BASE_LICENSES,
     AlertChannel,
@@ -196,6 +197,8 @@ def _semantic_problems(data: Mapping[str, Any], marks: Mapping[_Path, Mark], sou
     default = SeatHeadroom()
     if headroom.get("clear_at", default.clear_at) < headroom.get("alert_below", default.alert_below):
         yield _at(source, marks, ["alerts", "seat_headroom"], "clear_at must be at least alert_below")
+    for path, message in hr_problems(data):
+        yield _at(source, marks, list(path), message)
 
 
 def _base_license(entry: str | Mapping[str, Any]) -> BaseLicense:
@@ -274,5 +277,6 @@ def _build(data: Mapping[str, Any]) -> Policy:
                 users=frozenset(alerts.get("exclusions", {}).get("users", ())),
             ),
         ),
-        hr_rules=tuple(data.get("hr_rules", ())),
+        hr_rules=rules_from_data(data.get("hr_rules", ())),
+        hr=settings_from_data(data.get("hr", {})),
     )

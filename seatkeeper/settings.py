@@ -38,6 +38,9 @@ POLICY_FILE: Final = "SEATKEEPER_POLICY_FILE"
 CLIENT_STATE_KEY: Final = "SEATKEEPER_CLIENT_STATE_KEY"
 HR_SIGNING_SECRET: Final = "SEATKEEPER_HR_SIGNING_SECRET"  # noqa: S105 - the setting's name
 SANDBOX_READY_FILE: Final = "SEATKEEPER_SANDBOX_READY_FILE"
+GRAPH_WEBHOOK_KEY: Final = "SEATKEEPER_GRAPH_WEBHOOK_KEY"
+PUBLIC_BASE_URL: Final = "SEATKEEPER_PUBLIC_BASE_URL"
+WEBSITE_HOSTNAME: Final = "WEBSITE_HOSTNAME"
 DATA_DIR: Final = "SEATKEEPER_DATA_DIR"
 LOG_FORMAT: Final = "SEATKEEPER_LOG_FORMAT"
 LOG_LEVEL: Final = "SEATKEEPER_LOG_LEVEL"
@@ -102,6 +105,14 @@ SETTINGS: Final[Mapping[str, SettingInfo]] = {
     HR_SIGNING_SECRET: SettingInfo(
         "Shared secret HR webhooks are signed with; without it HR intake refuses every call.", secret=True
     ),
+    GRAPH_WEBHOOK_KEY: SettingInfo(
+        "Named function key Graph's notification URL carries (`?code=`); the local host sets it.", secret=True
+    ),
+    PUBLIC_BASE_URL: SettingInfo(
+        "Public base URL of the Function App, for Graph's notificationUrl (`https://<app>.azurewebsites.net`).",
+        "https://$WEBSITE_HOSTNAME (http on loopback)",
+    ),
+    WEBSITE_HOSTNAME: SettingInfo("Host name of the Function App (set by Azure and by the local host)."),
     SANDBOX_READY_FILE: SettingInfo(
         "Ready file written by the sandbox the local host starts (sandbox mode only).",
         ".seatkeeper/sandbox.json",
@@ -217,6 +228,8 @@ class Settings:
     state_table_uri: str | None = None
     state_connection: Secret | None = None
     sandbox: SandboxSettings | None = None
+    graph_webhook_key: Secret | None = None
+    public_base_url: str | None = None
 
 
 class _Reader:
@@ -318,10 +331,29 @@ def load_settings(
         state_table_uri=table_uri,
         state_connection=reader.secret(STATE_CONNECTION),
         sandbox=sandbox,
+        graph_webhook_key=reader.secret(GRAPH_WEBHOOK_KEY),
+        public_base_url=_public_base_url(reader),
     )
     if reader.problems:
         raise ConfigurationError(reader.problems)
     return settings
+
+
+def _public_base_url(reader: _Reader) -> str | None:
+    """Where Graph reaches the app: the setting, else https://WEBSITE_HOSTNAME (http on loopback)."""
+    value = reader.text(PUBLIC_BASE_URL)
+    if value is None:
+        host = reader.text(WEBSITE_HOSTNAME)
+        if host is None:
+            return None
+        loopback = urlsplit(f"//{host}").hostname in ("127.0.0.1", "localhost", "::1")
+        value = f"{'http' if loopback else 'https'}://{host}"
+    parts = urlsplit(value)
+    if not parts.netloc or not (
+        parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost"))
+    ):
+        reader.problems.append(f"{PUBLIC_BASE_URL} must be an https URL (http only on loopback)")
+    return value.rstrip("/")
 
 
 def _tenant_graph(reader: _Reader) -> GraphSettings:

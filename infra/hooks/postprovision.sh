@@ -12,6 +12,19 @@ umask 077
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT INT TERM
 
+# A new role assignment (Key Vault Secrets Officer for whoever runs azd) takes a few minutes to apply.
+wait_for_vault() {
+  tries=0
+  until az keyvault secret list --vault-name "$AZURE_KEY_VAULT_NAME" --maxresults 1 -o none 2>/dev/null; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 20 ]; then
+      echo "seatkeeper.vault_unreachable vault=$AZURE_KEY_VAULT_NAME (need Key Vault Secrets Officer)" >&2
+      exit 1
+    fi
+    sleep 15
+  done
+}
+
 # Writes a fresh random value for secret $1 (format $2: token | whsec) unless the vault already has it.
 ensure_secret() {
   name=$1
@@ -30,6 +43,7 @@ PY
   echo "seatkeeper.secret_created name=$name"
 }
 
+wait_for_vault
 ensure_secret client-state-key token
 ensure_secret hr-signing-secret whsec
 ensure_secret graph-webhook-key token

@@ -13,7 +13,16 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 # Modules under seatkeeper.cli that contribute subcommands, in help order.
-SUBCOMMANDS: tuple[str, ...] = ("serve", "clock", "policy", "deadletters", "permissions")
+SUBCOMMANDS: tuple[str, ...] = (
+    "serve",
+    "clock",
+    "policy",
+    "deadletters",
+    "permissions",
+    "subscriptions",
+    "admit",
+    "reprocess",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

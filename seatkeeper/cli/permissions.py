@@ -46,6 +46,11 @@ OPERATION_PERMISSIONS: Final[Mapping[str, Need]] = {
     "DELETE /subscriptions/{id}": Need("Group.Read.All", "graph-facts A1 (as create)"),
     # groups: properties and members (graph-facts B4, I)
     "GET /groups/{id}": Need("GroupMember.Read.All", "graph-facts B4 (group reads)"),
+    "GET /groups/{id}/membersWithLicenseErrors": Need(
+        "GroupMember.Read.All",
+        "graph-facts B3; [U] no permission published for it: as list members (Group.Read.All is granted too)",
+    ),
+    "GET /groups/{id}/members": Need("GroupMember.Read.All", "graph-facts B4 (list members)"),
     "GET /groups/delta": Need("GroupMember.Read.All", "graph-facts A7 (group delta, $select=members)"),
     "PATCH /groups/{id}": Need(
         "GroupMember.ReadWrite.All", "graph-facts I (members@odata.bind, 20 a request)"

@@ -91,6 +91,12 @@ class Person:
     license_assignments: tuple[LicenseAssignment, ...] = ()
     # The country of the person's HR record, when the person came from HR: a usageLocation fix source.
     hr_country: str | None = None
+    # Organisational attributes the HR rules match on: HR's values, else Entra's (core/person_mapping.py).
+    employee_id: str | None = None
+    department: str | None = None
+    job_title: str | None = None
+    employee_type: str | None = None
+    company_name: str | None = None
 
     def assignments_for(self, sku_ids: frozenset[str]) -> tuple[LicenseAssignment, ...]:
         """The assignment states of the given SKUs (any assigning group, and direct)."""

@@ -12,6 +12,8 @@ from datetime import time, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
+from seatkeeper.core.hr_rules import HrRule, HrSettings
+
 # The two Microsoft pages that list qualifying base licenses; they disagree (graph-facts C2).
 LICENSE_OPTIONS_PAGE: Final = (
     "https://learn.microsoft.com/microsoft-365-copilot/microsoft-365-copilot-licensing"
@@ -240,8 +242,9 @@ class Policy:
     verification_deadline: timedelta = timedelta(hours=24)
     blast_radius: BlastRadius = field(default_factory=BlastRadius)
     alerts: Alerts = field(default_factory=Alerts)
-    # Filled by the HR-events issue; until then kept as the raw mappings the file holds.
-    hr_rules: tuple[Mapping[str, Any], ...] = ()
+    # Which Copilot group a person from HR belongs in (first match wins), and how HR events apply.
+    hr_rules: tuple[HrRule, ...] = ()
+    hr: HrSettings = field(default_factory=HrSettings)
 
     def group(self, group_id: str) -> LicensingGroup | None:
         """The licensing group with this object id, or None if Seatkeeper does not know it."""

@@ -11,14 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from seatkeeper.adapters.seat_store import StateSeatStore
+from handlers.admission import Result, admit
+from seatkeeper.adapters.seat_store import LEDGER_PARTITION, LEDGER_TABLE, StateSeatStore
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.adapters.table_state import TableStateStore
+from seatkeeper.core.license_messages import AdmitRequest
+from seatkeeper.core.policy import LicensingGroup
+from seatkeeper.core.ports import StateStore
 from seatkeeper.core.reasons import Reason
 from seatkeeper.core.seat_ports import Addition
 from seatkeeper.core.seats import ReleaseReason, WaitlistEntry, WaitSource
 from seatkeeper.core.skus import SkuCatalogue
-from tests.unit.test_gate_builders import NOW, catalogue, sku
+from tests.unit.license_world import group_json, licensing_policy, sku_json, user_json, world_on
+from tests.unit.test_gate_builders import COPILOT, NOW, catalogue, sku
 
 pytestmark = pytest.mark.anyio
 
@@ -145,3 +150,37 @@ async def test_an_addition_is_recorded(seats: StateSeatStore) -> None:
     assert await seats.addition(user, group) == Addition(
         user, group, NOW, "rollout wave 1", "admin@contoso.example"
     )
+
+
+@pytest.fixture(params=["sqlite", "table"])
+async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
+    if request.param == "sqlite":
+        sqlite = SqliteStateStore(tmp_path / "state.db")
+        yield sqlite
+        sqlite.close()
+    else:
+        table = TableStateStore.from_connection_string(request.getfixturevalue("azurite"))
+        yield table
+        await table.close()
+
+
+async def test_twenty_admissions_racing_for_the_last_five_seats(state: StateStore) -> None:
+    """Twenty concurrent admissions through the handler: exactly 5 added, 15 pending "no seat"."""
+    world = world_on(state)
+    group = new_id()
+    world.tenant.groups[group] = group_json(group)
+    world.deps.policy = licensing_policy(group=LicensingGroup(group, "Copilot", (COPILOT,)))
+    world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=100, consumed=95)
+    # The ledger is per SKU and Azurite is shared: start from a clean one for this SKU.
+    await state.delete(LEDGER_TABLE, LEDGER_PARTITION, COPILOT)
+    users = [world.tenant.add_user(user_json(400 + n)) for n in range(20)]
+    outcomes = await asyncio.gather(
+        *(
+            admit([AdmitRequest(u, group, "race", "test")], world.deps, correlation_id=u, version="v")
+            for u in users
+        )
+    )
+    results = [a.result for (a,) in outcomes]
+    assert (results.count(Result.ADDED), results.count(Result.PENDING)) == (5, 15)
+    assert len(world.tenant.members[group]) == 5
+    assert [p.reasons for p in await world.seats.pending(group)] == [(Reason.NO_SEAT,)] * 15

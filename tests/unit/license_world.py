@@ -22,6 +22,7 @@ from seatkeeper.core.graph_port import GraphPage, GraphRequest, GraphResponse, M
 from seatkeeper.core.license_messages import LICENSE_CHECK_KIND
 from seatkeeper.core.messages import Message
 from seatkeeper.core.policy import LicensingGroup, Policy
+from seatkeeper.core.ports import StateStore
 from seatkeeper.core.seats import reservation_timeout
 from tests.unit.test_gate_builders import COPILOT, E3, GROUP, NOW
 
@@ -96,6 +97,8 @@ class Tenant:
     outcome: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     writes: list[tuple[str, str]] = field(default_factory=list)
     add_requests: list[tuple[str, int]] = field(default_factory=list)
+    # Users whose writes inside a `$batch` stay throttled (429) past the client's retries.
+    throttled: set[str] = field(default_factory=set)
 
     def add_user(self, data: dict[str, Any]) -> str:
         self.users[data["id"]] = data
@@ -194,6 +197,9 @@ class Tenant:
                 body = self._read(request.url)
                 answers.append(GraphResponse(200, body) if body is not None else GraphResponse(404))
                 continue
+            if request.url.split("/")[2] in self.throttled:
+                answers.append(GraphResponse(429))
+                continue
             try:
                 await self.send(request.method, request.url, request.body)
             except NotFound:
@@ -283,19 +289,18 @@ class World:
     clock: FakeClock
     seats: StateSeatStore
     deps: LicenseDeps
-    state: SqliteStateStore
+    state: StateStore
 
     def with_policy(self, policy: Policy) -> World:
         self.deps.policy = policy
         return self
 
 
-def build_world(tmp_path: Path, policy: Policy | None = None) -> tuple[World, Callable[[], None]]:
-    """A world over a fresh SQLite state store; call the returned closer at the end."""
+def world_on(state: StateStore, policy: Policy | None = None) -> World:
+    """A world over the given state store (SQLite or Table Storage)."""
     clock = FakeClock()
     tenant = Tenant(clock)
     sender = RecordingSender()
-    state = SqliteStateStore(tmp_path / "state.sqlite3")
     policy = policy or licensing_policy()
     seats = StateSeatStore(state, timeout=reservation_timeout(policy.verification_deadline))
     deps = LicenseDeps(
@@ -306,4 +311,10 @@ def build_world(tmp_path: Path, policy: Policy | None = None) -> tuple[World, Ca
         clock=clock,
         policy=policy,
     )
-    return World(tenant, sender, clock, seats, deps, state), state.close
+    return World(tenant, sender, clock, seats, deps, state)
+
+
+def build_world(tmp_path: Path, policy: Policy | None = None) -> tuple[World, Callable[[], None]]:
+    """A world over a fresh SQLite state store; call the returned closer at the end."""
+    state = SqliteStateStore(tmp_path / "state.sqlite3")
+    return world_on(state, policy), state.close

@@ -103,6 +103,7 @@ class DeltaGraph:
     page_size: int = 3
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     create_error: Exception | None = None
+    delta_error: Exception | None = None
     writes: list[tuple[str, str]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -125,6 +126,8 @@ class DeltaGraph:
             yield GraphPage(items=tuple(self.listed()))
             return
         if path.startswith("delta:"):
+            if self.delta_error is not None:
+                raise self.delta_error
             if path in self.expired:
                 raise Rejected("GET /groups/delta: 410 syncStateInvalid", status=410, code="syncStateInvalid")
             _, group_id, since = path.split(":")

@@ -323,3 +323,12 @@ def test_ci_workflow_builds_bicep_and_previews_provisioning() -> None:
     assert any("az bicep build --file infra/main.bicep" in c for c in commands)
     assert any("azd provision --preview" in c for c in commands)
     assert not any(re.search(r"azd (up|deploy)\b|azd provision(?! --preview)", c) for c in commands)
+
+
+def test_heartbeat_alert_window_matches_the_local_heartbeat_watch() -> None:
+    """The Azure Monitor rule and the local heartbeat watch call a timer overdue after the same time."""
+    from handlers.heartbeat import OVERDUE_AFTER
+
+    match = re.search(r"param heartbeatWindow string = 'PT(\d+)H'", ALERTS_BICEP.read_text(encoding="utf-8"))
+    assert match
+    assert int(match.group(1)) * 3600 == OVERDUE_AFTER.total_seconds()

@@ -1,0 +1,353 @@
+"""The reconciliation sweep (a timer): the safety net that finds what every event missed.
+
+Per licensing group: the group delta catch-up (issue 6's, queued), `membersWithLicenseErrors` (each member
+→ a `license.check` for verification), members licensed for Copilot without a working base license, and the
+group's health. Then pending people whose blocker may have cleared (→ `admit`, the admission path), and seat
+headroom per Copilot SKU (a measured alert: the incident manager applies the threshold with hysteresis).
+Each finding is one `alerts` message; a "gone" is sent only where an incident is open. It ends by recording
+its heartbeat. With change notifications off, these sweeps alone bring every user to the same end state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import structlog
+
+from handlers.group_changes import reconcile as queue_catch_ups
+from handlers.heartbeat import RECONCILE, open_incident_keys, record_heartbeat
+from handlers.tenant_reads import TenantReads
+from seatkeeper.core.base_licenses import check_base_license
+from seatkeeper.core.errors import InvalidInput, NotFound, PermanentError
+from seatkeeper.core.gate import Outcome, decide
+from seatkeeper.core.graph_port import GraphPort
+from seatkeeper.core.group_health import (
+    DEFAULT_STUCK_AFTER,
+    HEALTH_SELECT,
+    Finding,
+    Problem,
+    check_group,
+    health_signal,
+    healthy_signal,
+    is_copilot_sku,
+    members_from_graph,
+    missing_group,
+    processing_since,
+    state_from_graph,
+)
+from seatkeeper.core.groups import GroupSnapshot
+from seatkeeper.core.incidents import (
+    SEAT_HEADROOM_PROBLEM,
+    AlertSignal,
+    Cause,
+    IncidentKey,
+    Scope,
+    alert_message,
+)
+from seatkeeper.core.license_alerts import finding_alert, seat_shortage_alert
+from seatkeeper.core.license_messages import AdmitRequest, Change, LicenseCheck, admit_message, check_message
+from seatkeeper.core.messages import Message
+from seatkeeper.core.people import USER_SELECT, Person, person_from_graph
+from seatkeeper.core.policy import LicensingGroup, Policy
+from seatkeeper.core.ports import Clock, MessageSender, StateStore
+from seatkeeper.core.reasons import Reason
+from seatkeeper.core.seat_ports import PendingPerson, SeatStore
+from seatkeeper.core.skus import SkuCatalogue
+
+GROUP_HEALTH_TABLE: Final = "grouphealth"
+_PROCESSING_PARTITION: Final = "processing"
+MEMBER_SELECT: Final = ("displayName", *USER_SELECT)
+WILL_NOT_WORK_PROBLEM: Final = f"gate.{Reason.COPILOT_WILL_NOT_WORK.value}"
+REQUESTED_BY: Final = "seatkeeper-reconcile"
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ReconcileDeps:
+    """The ports and policy the sweep works with, from the composition root."""
+
+    graph: GraphPort
+    reads: TenantReads
+    seats: SeatStore
+    state: StateStore
+    sender: MessageSender
+    clock: Clock
+    policy: Policy
+    stuck_after: timedelta = DEFAULT_STUCK_AFTER
+
+
+@dataclass
+class SweepReport:
+    """What one sweep found and queued."""
+
+    groups: int = 0
+    catch_ups: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    license_checks: list[str] = field(default_factory=list)
+    without_base_license: list[str] = field(default_factory=list)
+    admits: list[str] = field(default_factory=list)
+    headroom: dict[str, int] = field(default_factory=dict)
+    alerts: int = 0
+    failed_groups: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Sweep:
+    deps: ReconcileDeps
+    correlation_id: str
+    now: datetime
+    catalogue: SkuCatalogue
+    open_keys: frozenset[IncidentKey]
+    report: SweepReport = field(default_factory=SweepReport)
+    messages: list[Message] = field(default_factory=list)
+    snapshots: dict[str, GroupSnapshot] = field(default_factory=dict)
+
+    @property
+    def tick(self) -> str:
+        return self.now.isoformat(timespec="minutes")
+
+    def alert(self, signal: AlertSignal) -> None:
+        self.messages.append(alert_message(signal, correlation_id=self.correlation_id, version=self.tick))
+        self.report.alerts += 1
+
+    def gone_if_open(self, signal: AlertSignal) -> None:
+        if signal.key in self.open_keys:
+            self.alert(replace(signal, cause=Cause.GONE))
+
+
+async def run_reconciliation(deps: ReconcileDeps, *, correlation_id: str) -> SweepReport:
+    """One sweep over every licensing group of the policy; transient errors propagate (the timer retries)."""
+    now = deps.clock.now()
+    catch_ups = await queue_catch_ups(
+        [g.id for g in deps.policy.licensing_groups], deps.sender, deps.clock, correlation_id=correlation_id
+    )
+    catalogue = await deps.reads.catalogue(fresh=True)
+    open_keys: set[IncidentKey] = set()
+    for scope in (Scope.GROUP, Scope.USER, Scope.SKU):
+        open_keys |= await open_incident_keys(deps.state, scope)
+    sweep = _Sweep(deps, correlation_id, now, catalogue, frozenset(open_keys))
+    sweep.report.catch_ups = catch_ups
+    for licensing in deps.policy.licensing_groups:
+        sweep.report.groups += 1
+        try:
+            await _sweep_group(sweep, licensing)
+        except PermanentError as error:
+            # One group's refusal (a permission, a malformed answer) never stops the others.
+            sweep.report.failed_groups.append(licensing.id)
+            _log.error("reconcile.group_failed", group_id=licensing.id, error=type(error).__name__)
+    await _regate_pending(sweep)
+    await _seat_headroom(sweep)
+    if sweep.messages:
+        await deps.sender.send(sweep.messages)
+    await record_heartbeat(deps.state, RECONCILE, deps.clock)
+    report = sweep.report
+    _log.info(
+        "reconcile.swept",
+        groups=report.groups,
+        findings=[f"{f.group_id}:{f.problem.value}" for f in report.findings],
+        license_checks=len(report.license_checks),
+        without_base_license=len(report.without_base_license),
+        admits=len(report.admits),
+        alerts=report.alerts,
+        failed_groups=report.failed_groups,
+    )
+    return report
+
+
+async def _processing_since(sweep: _Sweep, group_id: str, state: str | None) -> datetime | None:
+    """Track when the group's unfinished `licenseProcessingState` was first seen (Graph gives no time)."""
+    store = sweep.deps.state
+    row = await store.get(GROUP_HEALTH_TABLE, _PROCESSING_PARTITION, group_id)
+    previous = str(row.data["state"]) if row is not None and row.data.get("state") else None
+    previous_since = (
+        datetime.fromisoformat(str(row.data["since"])) if row is not None and row.data.get("since") else None
+    )
+    since = processing_since(state, previous, previous_since, sweep.now)
+    if (state, since) != (previous, previous_since):
+        data = {"state": state, "since": since.isoformat() if since is not None else None}
+        await store.upsert(GROUP_HEALTH_TABLE, _PROCESSING_PARTITION, group_id, data)
+    return since
+
+
+async def _collect(graph: GraphPort, path: str, params: Mapping[str, str]) -> list[Mapping[str, Any]]:
+    items: list[Mapping[str, Any]] = []
+    async for page in graph.pages(path, params=params):
+        items.extend(page.items)
+    return items
+
+
+async def _sweep_group(sweep: _Sweep, licensing: LicensingGroup) -> None:
+    deps = sweep.deps
+    group_id = licensing.id.lower()
+    label = licensing.display_name or group_id
+    try:
+        body = await deps.graph.get(f"/groups/{group_id}", params={"$select": ",".join(HEALTH_SELECT)})
+    except NotFound:
+        finding = missing_group(licensing)
+        sweep.report.findings.append(finding)
+        sweep.alert(health_signal(finding, sweep.now))
+        return
+    sweep.gone_if_open(health_signal(missing_group(licensing), sweep.now))
+    items = await _collect(
+        deps.graph, f"/groups/{group_id}/members", {"$select": ",".join(MEMBER_SELECT), "$top": "999"}
+    )
+    raw_processing = body.get("licenseProcessingState")
+    processing = raw_processing.get("state") if isinstance(raw_processing, Mapping) else None
+    since = await _processing_since(sweep, group_id, processing if isinstance(processing, str) else None)
+    state = state_from_graph(body, members_from_graph(items), processing_since=since)
+    sweep.snapshots[group_id] = state.group
+    label = state.group.display_name or label
+    findings = check_group(
+        state,
+        licensing=licensing,
+        policy=deps.policy,
+        catalogue=sweep.catalogue,
+        now=sweep.now,
+        stuck_after=deps.stuck_after,
+    )
+    sweep.report.findings.extend(findings)
+    found = {f.problem for f in findings}
+    for finding in findings:
+        sweep.alert(health_signal(finding, sweep.now))
+    for problem in Problem:
+        if problem not in found and problem is not Problem.MISSING:
+            sweep.gone_if_open(healthy_signal(group_id, label, problem, sweep.now))
+    await _members_with_errors(sweep, group_id)
+    _without_base_license(sweep, licensing, items)
+
+
+async def _members_with_errors(sweep: _Sweep, group_id: str) -> None:
+    """Each member in license error from this group goes through verification (which classifies and
+    alerts); the tick makes the check a new message every sweep."""
+    items = await _collect(
+        sweep.deps.graph, f"/groups/{group_id}/membersWithLicenseErrors", {"$select": "id", "$top": "999"}
+    )
+    for item in items:
+        user_id = str(item.get("id") or "").lower()
+        if not user_id:
+            continue
+        check = LicenseCheck(user_id, group_id, Change.RECHECK, source="reconcile")
+        sweep.messages.append(check_message(check, version=sweep.tick, correlation_id=sweep.correlation_id))
+        sweep.report.license_checks.append(user_id)
+
+
+def _holds_active_copilot(person: Person, group_id: str, sweep: _Sweep, licensing: LicensingGroup) -> bool:
+    return any(
+        a.is_active
+        and a.assigned_by_group == group_id
+        and is_copilot_sku(a.sku_id, sweep.deps.policy, licensing, sweep.catalogue)
+        for a in person.license_assignments
+    )
+
+
+def _without_base_license(
+    sweep: _Sweep, licensing: LicensingGroup, items: Sequence[Mapping[str, Any]]
+) -> None:
+    """Members this group licensed for Copilot who hold no working qualifying base license."""
+    group_id = licensing.id.lower()
+    for item in items:
+        if str(item.get("@odata.type", "#microsoft.graph.user")).lower() != "#microsoft.graph.user":
+            continue
+        try:
+            person = person_from_graph(item)
+        except InvalidInput:
+            continue
+        if not _holds_active_copilot(person, group_id, sweep, licensing):
+            continue
+        base = check_base_license(person, sweep.catalogue, sweep.deps.policy)
+        label = person.user_principal_name or person.id
+        sentence = f"{label} is licensed, but Copilot will not work: no active qualifying base license."
+        signal = finding_alert(
+            Reason.COPILOT_WILL_NOT_WORK,
+            person=person,
+            now=sweep.now,
+            sentence=sentence,
+            group_id=group_id,
+            evidence=base.evidence,
+        )
+        if signal is None:
+            continue
+        if base.qualifies:
+            sweep.gone_if_open(signal)
+            continue
+        sweep.report.without_base_license.append(person.id)
+        sweep.alert(signal)
+
+
+def _still_blocked(pending: PendingPerson, reasons: tuple[Reason, ...], outcome: Outcome) -> bool:
+    """The gate blocks for the same reasons as when the person was parked: nothing has cleared."""
+    if outcome is not Outcome.BLOCKED:
+        return False
+    return set(reasons) - {Reason.OBSERVE_ONLY} == set(pending.reasons)
+
+
+async def _regate_pending(sweep: _Sweep) -> None:
+    """Pending people whose blocker has cleared (by the same `decide()`) go back through admission."""
+    deps = sweep.deps
+    pending = sorted(await deps.seats.pending(), key=lambda p: (p.since, p.user_id))
+    if not pending:
+        return
+    people = await deps.reads.people([p.user_id for p in pending])
+    for entry in pending:
+        person = people.get(entry.user_id)
+        group = sweep.snapshots.get(entry.group_id.lower())
+        licensing = deps.policy.group(entry.group_id)
+        if person is None or group is None or licensing is None:
+            continue
+        free = await deps.seats.headroom(sweep.catalogue, tuple(licensing.copilot_sku_ids), now=sweep.now)
+        decision = decide(
+            person,
+            group=group,
+            policy=deps.policy,
+            catalogue=sweep.catalogue,
+            free_seats=free,
+            now=sweep.now,
+            why="reconcile",
+        )
+        if _still_blocked(entry, decision.reasons, decision.outcome):
+            continue
+        request = AdmitRequest(entry.user_id, entry.group_id, "reconciliation: blocker cleared", REQUESTED_BY)
+        sweep.messages.append(
+            admit_message(request, request_id=sweep.tick, correlation_id=sweep.correlation_id)
+        )
+        sweep.report.admits.append(entry.user_id)
+
+
+def copilot_sku_ids(policy: Policy, catalogue: SkuCatalogue) -> tuple[str, ...]:
+    """Every Copilot SKU the sweep watches: those the groups name, and the tenant's Copilot SKUs."""
+    found = {s.lower() for g in policy.licensing_groups for s in g.copilot_sku_ids}
+    for sku in catalogue.skus:
+        plans = tuple(p.service_plan_id for p in sku.service_plans)
+        names = tuple(p.service_plan_name for p in sku.service_plans)
+        if policy.copilot_skus.matches(sku.sku_id, plans, names):
+            found.add(sku.sku_id)
+    return tuple(sorted(found))
+
+
+async def _seat_headroom(sweep: _Sweep) -> None:
+    """Free seats per Copilot SKU as a measured alert, sent while low or while its incident is open."""
+    deps = sweep.deps
+    alert_below = deps.policy.alerts.seat_headroom.alert_below
+    for sku_id in copilot_sku_ids(deps.policy, sweep.catalogue):
+        free = await deps.seats.headroom(sweep.catalogue, (sku_id,), now=sweep.now)
+        sweep.report.headroom[sku_id] = free
+        key = IncidentKey(Scope.SKU, sku_id, SEAT_HEADROOM_PROBLEM)
+        if free >= alert_below and key not in sweep.open_keys:
+            continue
+        sku = sweep.catalogue.get(sku_id)
+        label = sku.sku_part_number if sku is not None and sku.sku_part_number else sku_id
+        enabled = sku.prepaid_units.enabled if sku is not None else 0
+        consumed = sku.consumed_units if sku is not None else 0
+        sweep.alert(
+            seat_shortage_alert(
+                sku_id=sku_id,
+                sku_label=label,
+                free=free,
+                now=sweep.now,
+                sentence=f"{free} seat(s) of {label} free ({enabled} enabled, {consumed} consumed, "
+                "minus Seatkeeper's open reservations).",
+            )
+        )
