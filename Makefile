@@ -20,8 +20,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Options of `seatkeeper serve` (`.venv/bin/seatkeeper serve --help`), e.g. make run SERVE_ARGS="--port 7072".
+SERVE_ARGS ?=
 run: install
-	$(BIN)/python -m seatkeeper serve
+	$(BIN)/python -m seatkeeper serve $(SERVE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -59,8 +61,7 @@ $(CLEAN_STAMP): requirements.txt
 	touch $@
 
 infra-check: $(INFRA_STAMP) $(CLEAN_STAMP)
-	cd $(CLEAN_VENV) && PYTHONPATH=$(CURDIR) ./bin/python -c "import function_app; \
-		print('function_app indexes %d functions with requirements.txt alone' % len(function_app.app.get_functions()))"
+	cd $(CLEAN_VENV) && PYTHONPATH=$(CURDIR) ./bin/python $(CURDIR)/scripts/check_runtime_imports.py
 	BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE $(INFRA_VENV)/bin/checkov \
 		--directory infra --directory .github --framework bicep github_actions --skip-download --compact --quiet \
 		--output cli --output json --output-file-path console,$(CHECKOV_REPORT)

@@ -55,6 +55,45 @@ async def _graph_webhook(req: func.HttpRequest, context: func.Context) -> func.H
     )
 
 
+@app.route(route="hr/events", methods=["POST"])
+async def hr_events(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """HR joiner/mover/leaver CloudEvents, signed per Standard Webhooks: checked, deduplicated, enqueued."""
+    from handlers.hr_intake import IntakeDeps, IntakeRequest, receive
+    from seatkeeper.bootstrap import get_services
+    from seatkeeper.logs import log_context
+
+    s = get_services()
+    if s.sender is None or s.state is None or s.clock is None:
+        raise RuntimeError("the queue, state and clock adapters are not built")
+    deps = IntakeDeps(s.sender, s.state, s.clock, s.settings.hr_signing_secret, s.policy.hr.zone())
+    with log_context(invocation_id=context.invocation_id):
+        answer = await receive(
+            IntakeRequest(dict(req.headers), req.get_body()), deps, correlation_id=context.invocation_id
+        )
+    return func.HttpResponse(answer.body, status_code=answer.status, mimetype="application/json")
+
+
+@app.route(route="hr/lifecycle-workflows", methods=["POST"])
+async def hr_lifecycle_workflows(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """A Lifecycle Workflow's custom task extension call, forwarded by its Logic App: joiner or leaver."""
+    from handlers.hr_intake import IntakeDeps, IntakeRequest
+    from handlers.lifecycle_workflows import WorkflowDeps, receive_workflow
+    from seatkeeper.bootstrap import get_services
+    from seatkeeper.logs import log_context
+
+    s = get_services()
+    if s.sender is None or s.state is None or s.clock is None:
+        raise RuntimeError("the queue, state and clock adapters are not built")
+    intake = IntakeDeps(s.sender, s.state, s.clock, s.settings.hr_signing_secret, s.policy.hr.zone())
+    with log_context(invocation_id=context.invocation_id):
+        answer = await receive_workflow(
+            IntakeRequest(dict(req.headers), req.get_body()),
+            WorkflowDeps(intake, s.policy.hr),
+            correlation_id=context.invocation_id,
+        )
+    return func.HttpResponse(answer.body, status_code=answer.status, mimetype="application/json")
+
+
 # -- timers --------------------------------------------------------------------------------------------
 
 
@@ -95,7 +134,7 @@ async def subscription_upkeep(timer: func.TimerRequest, context: func.Context) -
 
 
 @app.timer_trigger(arg_name="timer", schedule="0 */30 * * * *", run_on_startup=False)
-async def reconcile(timer: func.TimerRequest, context: func.Context) -> None:
+async def group_reconciliation(timer: func.TimerRequest, context: func.Context) -> None:
     """Every 30 minutes: delta catch-up, license errors, base licenses, pending people, seats, groups."""
     from handlers.reconcile import run_reconciliation
     from seatkeeper.bootstrap import get_services
@@ -190,6 +229,33 @@ async def license_checks(msg: func.ServiceBusMessage, context: func.Context) -> 
     ):
         await handle_license_message(
             msg.get_body(), s.license, message_id=msg.message_id or "", idempotency=IdempotencyRecord(s.state)
+        )
+
+
+@app.service_bus_queue_trigger(
+    arg_name="msg", queue_name="hr-events", connection="ServiceBusConnection", is_sessions_enabled=True
+)
+async def onboarding(msg: func.ServiceBusMessage, context: func.Context) -> None:
+    """One HR joiner/mover/leaver stage, in the person's session (employeeId), in HR's recorded order."""
+    from handlers.onboarding import OnboardingDeps, handle_hr_message
+    from seatkeeper.bootstrap import get_services
+    from seatkeeper.core.idempotency import IdempotencyRecord
+    from seatkeeper.logs import log_context
+
+    s = get_services()
+    if s.license is None or s.state is None:
+        raise RuntimeError("the license handlers' dependencies are not built")
+    with log_context(
+        invocation_id=context.invocation_id,
+        message_id=msg.message_id,
+        delivery_count=msg.delivery_count,
+        correlation_id=msg.correlation_id,
+    ):
+        await handle_hr_message(
+            msg.get_body(),
+            OnboardingDeps(s.license, s.state),
+            message_id=msg.message_id or "",
+            idempotency=IdempotencyRecord(s.state),
         )
 
 

@@ -12,7 +12,7 @@ from typing import Final
 
 import structlog
 
-from handlers.subscription_upkeep import UpkeepDeps, create_subscription, renew_subscription
+from handlers.subscription_upkeep import UpkeepDeps, create_subscription, refresh_clock, renew_subscription
 from seatkeeper.core.errors import NotFound
 from seatkeeper.core.subscription_plan import LIFETIME, CreateSubscription
 
@@ -24,6 +24,7 @@ _log = structlog.get_logger(__name__)
 
 async def handle_lifecycle(group_id: str, subscription_id: str, event: str, deps: UpkeepDeps) -> str:
     """Act on one lifecycle event; returns what was done (`renewed`, `recreated`, `none`, `stale`)."""
+    await refresh_clock(deps.clock)
     record = await deps.records.for_group(group_id)
     if record is None or record.subscription_id != subscription_id.lower():
         # A subscription we no longer keep: upkeep deletes it if Graph still has it.

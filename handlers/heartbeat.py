@@ -33,7 +33,7 @@ RUNS_PARTITION: Final = "run"
 WATCH_PARTITION: Final = "watch"
 HEARTBEAT_PROBLEM: Final = "service.heartbeat_missed"
 UPKEEP: Final = "subscription_upkeep"
-RECONCILE: Final = "reconcile"
+RECONCILE: Final = "group_reconciliation"
 # Same bound as the Azure Monitor rule (infra, docs/operations.md): no successful run in 2 hours.
 OVERDUE_AFTER: Final = timedelta(hours=2)
 WATCHED: Final[Mapping[str, timedelta]] = {UPKEEP: OVERDUE_AFTER, RECONCILE: OVERDUE_AFTER}

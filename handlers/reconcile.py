@@ -19,7 +19,9 @@ import structlog
 
 from handlers.group_changes import reconcile as queue_catch_ups
 from handlers.heartbeat import RECONCILE, open_incident_keys, record_heartbeat
+from handlers.license_commands import LicenseDeps
 from handlers.tenant_reads import TenantReads
+from handlers.verification import serve_waiting
 from seatkeeper.core.base_licenses import check_base_license
 from seatkeeper.core.errors import InvalidInput, NotFound, PermanentError
 from seatkeeper.core.gate import Outcome, decide
@@ -28,6 +30,7 @@ from seatkeeper.core.group_health import (
     DEFAULT_STUCK_AFTER,
     HEALTH_SELECT,
     Finding,
+    GroupState,
     Problem,
     check_group,
     health_signal,
@@ -90,6 +93,7 @@ class SweepReport:
     without_base_license: list[str] = field(default_factory=list)
     admits: list[str] = field(default_factory=list)
     headroom: dict[str, int] = field(default_factory=dict)
+    waitlist_served: int = 0
     alerts: int = 0
     failed_groups: list[str] = field(default_factory=list)
 
@@ -107,7 +111,8 @@ class _Sweep:
 
     @property
     def tick(self) -> str:
-        return self.now.isoformat(timespec="minutes")
+        # Seconds: a sweep run by hand right after the timer's must not collapse into its messages.
+        return self.now.isoformat(timespec="seconds")
 
     def alert(self, signal: AlertSignal) -> None:
         self.messages.append(alert_message(signal, correlation_id=self.correlation_id, version=self.tick))
@@ -139,6 +144,14 @@ async def run_reconciliation(deps: ReconcileDeps, *, correlation_id: str) -> Swe
             sweep.report.failed_groups.append(licensing.id)
             _log.error("reconcile.group_failed", group_id=licensing.id, error=type(error).__name__)
     await _regate_pending(sweep)
+    # Free seats go to the waitlist first come, first served (issue 7's serving, shared with verification).
+    served = await serve_waiting(
+        LicenseDeps(deps.graph, deps.reads, deps.seats, deps.sender, deps.clock, deps.policy),
+        correlation_id=correlation_id,
+        version=sweep.tick,
+        fresh=False,
+    )
+    sweep.report.waitlist_served = len(served.reprocessed) + len(served.admitted)
     await _seat_headroom(sweep)
     if sweep.messages:
         await deps.sender.send(sweep.messages)
@@ -151,55 +164,80 @@ async def run_reconciliation(deps: ReconcileDeps, *, correlation_id: str) -> Swe
         license_checks=len(report.license_checks),
         without_base_license=len(report.without_base_license),
         admits=len(report.admits),
+        waitlist_served=report.waitlist_served,
         alerts=report.alerts,
         failed_groups=report.failed_groups,
     )
     return report
 
 
-async def _processing_since(sweep: _Sweep, group_id: str, state: str | None) -> datetime | None:
-    """Track when the group's unfinished `licenseProcessingState` was first seen (Graph gives no time)."""
-    store = sweep.deps.state
+async def tracked_processing_since(
+    store: StateStore, group_id: str, state: str | None, now: datetime, *, track: bool = True
+) -> datetime | None:
+    """When the group's unfinished `licenseProcessingState` was first seen (Graph gives no time); `track`
+    records a new sighting (the sweep does; the CLI only reads)."""
     row = await store.get(GROUP_HEALTH_TABLE, _PROCESSING_PARTITION, group_id)
     previous = str(row.data["state"]) if row is not None and row.data.get("state") else None
     previous_since = (
         datetime.fromisoformat(str(row.data["since"])) if row is not None and row.data.get("since") else None
     )
-    since = processing_since(state, previous, previous_since, sweep.now)
-    if (state, since) != (previous, previous_since):
+    since = processing_since(state, previous, previous_since, now)
+    if track and (state, since) != (previous, previous_since):
         data = {"state": state, "since": since.isoformat() if since is not None else None}
         await store.upsert(GROUP_HEALTH_TABLE, _PROCESSING_PARTITION, group_id, data)
     return since
 
 
-async def _collect(graph: GraphPort, path: str, params: Mapping[str, str]) -> list[Mapping[str, Any]]:
+async def collect(graph: GraphPort, path: str, params: Mapping[str, str]) -> list[Mapping[str, Any]]:
+    """Every item of a collection, all pages."""
     items: list[Mapping[str, Any]] = []
     async for page in graph.pages(path, params=params):
         items.extend(page.items)
     return items
 
 
+@dataclass(frozen=True)
+class GroupRead:
+    """A licensing group as read for its health: the parsed state and its raw member items."""
+
+    state: GroupState
+    member_items: tuple[Mapping[str, Any], ...]
+
+
+async def read_group(
+    graph: GraphPort, store: StateStore, group_id: str, now: datetime, *, track: bool = True
+) -> GroupRead | None:
+    """Read a group with HEALTH_SELECT and its direct members (with the user fields the gate reads);
+    None when the group does not exist."""
+    group_id = group_id.lower()
+    try:
+        body = await graph.get(f"/groups/{group_id}", params={"$select": ",".join(HEALTH_SELECT)})
+    except NotFound:
+        return None
+    items = await collect(
+        graph, f"/groups/{group_id}/members", {"$select": ",".join(MEMBER_SELECT), "$top": "999"}
+    )
+    raw_processing = body.get("licenseProcessingState")
+    processing = raw_processing.get("state") if isinstance(raw_processing, Mapping) else None
+    since = await tracked_processing_since(
+        store, group_id, processing if isinstance(processing, str) else None, now, track=track
+    )
+    return GroupRead(state_from_graph(body, members_from_graph(items), processing_since=since), tuple(items))
+
+
 async def _sweep_group(sweep: _Sweep, licensing: LicensingGroup) -> None:
     deps = sweep.deps
     group_id = licensing.id.lower()
-    label = licensing.display_name or group_id
-    try:
-        body = await deps.graph.get(f"/groups/{group_id}", params={"$select": ",".join(HEALTH_SELECT)})
-    except NotFound:
+    read = await read_group(deps.graph, deps.state, group_id, sweep.now)
+    if read is None:
         finding = missing_group(licensing)
         sweep.report.findings.append(finding)
         sweep.alert(health_signal(finding, sweep.now))
         return
     sweep.gone_if_open(health_signal(missing_group(licensing), sweep.now))
-    items = await _collect(
-        deps.graph, f"/groups/{group_id}/members", {"$select": ",".join(MEMBER_SELECT), "$top": "999"}
-    )
-    raw_processing = body.get("licenseProcessingState")
-    processing = raw_processing.get("state") if isinstance(raw_processing, Mapping) else None
-    since = await _processing_since(sweep, group_id, processing if isinstance(processing, str) else None)
-    state = state_from_graph(body, members_from_graph(items), processing_since=since)
+    state = read.state
     sweep.snapshots[group_id] = state.group
-    label = state.group.display_name or label
+    label = state.group.display_name or licensing.display_name or group_id
     findings = check_group(
         state,
         licensing=licensing,
@@ -216,13 +254,13 @@ async def _sweep_group(sweep: _Sweep, licensing: LicensingGroup) -> None:
         if problem not in found and problem is not Problem.MISSING:
             sweep.gone_if_open(healthy_signal(group_id, label, problem, sweep.now))
     await _members_with_errors(sweep, group_id)
-    _without_base_license(sweep, licensing, items)
+    _without_base_license(sweep, licensing, read.member_items)
 
 
 async def _members_with_errors(sweep: _Sweep, group_id: str) -> None:
     """Each member in license error from this group goes through verification (which classifies and
     alerts); the tick makes the check a new message every sweep."""
-    items = await _collect(
+    items = await collect(
         sweep.deps.graph, f"/groups/{group_id}/membersWithLicenseErrors", {"$select": "id", "$top": "999"}
     )
     for item in items:
@@ -287,7 +325,11 @@ def _still_blocked(pending: PendingPerson, reasons: tuple[Reason, ...], outcome:
 async def _regate_pending(sweep: _Sweep) -> None:
     """Pending people whose blocker has cleared (by the same `decide()`) go back through admission."""
     deps = sweep.deps
-    pending = sorted(await deps.seats.pending(), key=lambda p: (p.since, p.user_id))
+    # Those waiting only for a seat are the waitlist's, served in order by `serve_waiting`.
+    pending = sorted(
+        (p for p in await deps.seats.pending() if set(p.reasons) != {Reason.NO_SEAT}),
+        key=lambda p: (p.since, p.user_id),
+    )
     if not pending:
         return
     people = await deps.reads.people([p.user_id for p in pending])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 import structlog
 
@@ -71,6 +71,19 @@ class UpkeepDeps:
     clock: Clock
     client_state_key: Secret
     target: SubscriptionTarget
+
+
+@runtime_checkable
+class RefreshableClock(Protocol):
+    """A clock that can re-read business time at once (the sandbox's, which is otherwise followed lazily)."""
+
+    async def refresh(self) -> object: ...
+
+
+async def refresh_clock(clock: Clock) -> None:
+    """Expiries are computed from now: make sure now is not a clock step behind (sandbox mode)."""
+    if isinstance(clock, RefreshableClock):
+        await clock.refresh()
 
 
 @dataclass
@@ -198,6 +211,7 @@ async def plan_for(
 
 async def run_upkeep(group_ids: Sequence[str], deps: UpkeepDeps, *, correlation_id: str) -> UpkeepReport:
     """Bring every licensing group to exactly one healthy subscription; returns what was done."""
+    await refresh_clock(deps.clock)
     plan, records = await plan_for(group_ids, deps)
     report = UpkeepReport(quota=plan.quota, healthy=plan.healthy)
     for action in plan.actions:

@@ -44,8 +44,9 @@ class TenantReads:
         cached = self._catalogue
         if fresh or cached is None or now - cached.read_at >= self.sku_ttl:
             body = await self.graph.get("/subscribedSkus", params={"$select": ",".join(SKU_SELECT)})
-            # Stamped after the answer: a reservation closes only against a snapshot read after activation.
-            cached = catalogue_from_graph(body, self.clock.now())
+            # Stamped with the time the request left: the counts are at least that recent, so a
+            # reservation closes only against a snapshot that surely counts its activation.
+            cached = catalogue_from_graph(body, now)
             self._catalogue = cached
         return cached
 

@@ -107,7 +107,8 @@ async def verify_members(
             reasons=[r.value for r in checked.reasons],
             error=checked.error,
         )
-    served = await serve_waiting(deps, correlation_id=correlation_id, version=version) if freed else Served()
+    # Seats appear when bought (seen in a snapshot at most SKU_TTL old) or freed (seen in a fresh one).
+    served = await serve_waiting(deps, correlation_id=correlation_id, version=version, fresh=freed)
     return tuple(results), served
 
 
@@ -116,14 +117,17 @@ async def _forget(deps: LicenseDeps, user_id: str, group_id: str, reason: Releas
     await deps.seats.leave_waitlist(user_id, group_id)
 
 
-async def serve_waiting(deps: LicenseDeps, *, correlation_id: str, version: str) -> Served:
+async def serve_waiting(
+    deps: LicenseDeps, *, correlation_id: str, version: str, fresh: bool = True
+) -> Served:
     """Hand free seats to the waitlist in order: a member in CountViolation gets a seat reserved and is
-    reprocessed; a pending person goes through admission again (its other blockers are re-gated)."""
+    reprocessed; a pending person goes through admission again (its other blockers are re-gated).
+    Reconciliation calls this too; `fresh` re-reads the SKUs (seats freed a moment ago)."""
     entries = await deps.seats.waitlist()
     if not entries:
         return Served()
     now = deps.clock.now()
-    catalogue = await deps.reads.catalogue(fresh=True)
+    catalogue = await deps.reads.catalogue(fresh=fresh)
     skus_by_group = {
         g.id.lower(): tuple(s.lower() for s in g.copilot_sku_ids) for g in deps.policy.licensing_groups
     }
@@ -133,6 +137,7 @@ async def serve_waiting(deps: LicenseDeps, *, correlation_id: str, version: str)
     }
     serving = serve_waitlist(entries, free, skus_by_group)
     if not serving.served:
+        log.info("license.waitlist_waits", waiting=len(entries), free=sum(free.values()))
         return Served()
     unit = UnitOfWork(deps, correlation_id, version)
     reprocessed = [

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.dynamic_rules import RuleError, parse_rule
-from sandbox.graph_errors import bad_request
-from sandbox.model import Group, LicenseState, User
+from sandbox.graph_errors import GraphError, bad_request
+from sandbox.licensing import enabled_plans, missing_prerequisite
+from sandbox.model import Group, LicenseState, Tenant, User
 from sandbox.state import SandboxState
 
 
@@ -17,6 +18,8 @@ def update_user(state: SandboxState, user: User, changes: dict[str, Any]) -> Non
         state.tenant.upn_index.pop(str(user.props.get("userPrincipalName", "")).lower(), None)
         state.tenant.upn_index[str(changes["userPrincipalName"]).lower()] = user.id
     user.props.update(changes)
+    if "proxyAddresses" in changes:
+        state.tenant.proxy_addresses_changed()
     state.emit("user_updated", None, user.id)
     evaluate_dynamic(state, user)
 
@@ -26,6 +29,8 @@ def create_user(state: SandboxState, props: dict[str, Any]) -> User:
     user = User(str(props["id"]), dict(props))
     state.tenant.users[user.id] = user
     state.tenant.upn_index[str(props["userPrincipalName"]).lower()] = user.id
+    if props.get("proxyAddresses"):
+        state.tenant.proxy_addresses_changed()
     state.emit("user_updated", None, user.id)
     evaluate_dynamic(state, user)
     return user
@@ -42,6 +47,8 @@ def delete_user(state: SandboxState, user: User) -> None:
     state.licensing.sync_holders(user, before)
     del state.tenant.users[user.id]
     state.tenant.upn_index.pop(str(user.props.get("userPrincipalName", "")).lower(), None)
+    if user.props.get("proxyAddresses"):
+        state.tenant.proxy_addresses_changed()
     state.emit("user_updated", None, user.id)
 
 
@@ -114,9 +121,13 @@ def set_group_licenses(
     for sku_id in remove:
         if sku_id not in group.licenses:
             raise bad_request(f"License {sku_id} is not assigned to the group.")
-    for sku_id in remove:
-        del group.licenses[sku_id]
-    group.licenses.update(add)
+    licenses = {k: v for k, v in group.licenses.items() if k not in remove}
+    licenses.update(add)
+    problem = group_prerequisite_problem(state.tenant, licenses)
+    if problem is not None:
+        raise problem
+    group.licenses.clear()
+    group.licenses.update(licenses)
     group.processing_state = "QueuedForProcessing"
     state.emit("group_updated", group.id, None)
     users = [m for m in group.members if m in state.tenant.users]
@@ -124,6 +135,23 @@ def set_group_licenses(
         state.licensing.queue(group.id, users)
     else:
         group.processing_state = "ProcessingComplete"
+
+
+def group_prerequisite_problem(tenant: Tenant, licenses: dict[str, list[str]]) -> GraphError | None:
+    """Why Entra refuses a group license set that enables an add-on without its prerequisite plan in the
+    same group ("make sure that the group has necessary services…"), or None when it is fine."""
+    plans: set[str] = set()
+    for sku_id, disabled in licenses.items():
+        if sku_id in tenant.skus:
+            plans |= tenant.skus[sku_id].plan_ids() - set(disabled)
+    missing = missing_prerequisite(plans, tenant.plan_dependencies)
+    if missing is None:
+        return None
+    plan, required = missing
+    return bad_request(
+        "License operation failed. Make sure that the group has necessary services before adding or removing "
+        f"a dependent service. The service {plan} requires one of {sorted(required)} to be enabled as well."
+    )
 
 
 def delete_group(state: SandboxState, group: Group) -> None:
@@ -169,6 +197,7 @@ def assign_user_licenses(
         a, b = sorted(pair) if len(pair) == 2 else (next(iter(pair)),) * 2
         if (a in new_plans and b in plans | new_plans) or (b in new_plans and a in plans | new_plans):
             raise bad_request(f"Conflicting service plans: {a}, {b}")
+    _check_prerequisites(tenant, user, plans | new_plans)
     before = user.held_skus()
     now = state.clock.now()
     for sku_id in remove:
@@ -177,3 +206,15 @@ def assign_user_licenses(
         user.licenses[(None, sku_id)] = LicenseState(sku_id, None, disabled, "Active", "None", now)
     state.licensing.sync_holders(user, before)
     state.emit("user_updated", None, user.id)
+
+
+def _check_prerequisites(tenant: Tenant, user: User, plans_after: set[str]) -> None:
+    """A direct change may not leave a plan without its prerequisite (unless it was already so)."""
+    missing = missing_prerequisite(plans_after, tenant.plan_dependencies)
+    before = enabled_plans(user.licenses.values(), tenant.skus)
+    if missing is not None and missing_prerequisite(before, tenant.plan_dependencies) is None:
+        plan, required = missing
+        raise bad_request(
+            f"License assignment failed: service plan {plan} depends on one of {sorted(required)}, which the "
+            "user would not have."
+        )

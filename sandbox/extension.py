@@ -27,6 +27,7 @@ PART2_MODULES = (
     "sandbox.notifications",
     "sandbox.delta",
     "sandbox.batch",
+    "sandbox.lifecycle_workflows",
 )
 
 ControlHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -3,6 +3,8 @@
 Rules come from the control plane (`POST /_sandbox/faults`). The first rule whose path pattern and method
 match, whose count is not spent and whose coin (drawn from a generator seeded by the caller) lands, fires.
 The same seed and the same request sequence give the same faults, so a failing run can be replayed.
+`retry_after: null` leaves `Retry-After` out of a 429/503: Graph does not promise the header, and a
+client must then back off exponentially on its own (graph-facts §D).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class FaultRule:
     method: str | None
     kind: FaultKind
     rate: float = 1.0
-    retry_after: int = 1
+    retry_after: int | None = 1  # None: answer without a Retry-After header
     delay: float = 5.0
     count: int | None = None
 
@@ -63,8 +65,10 @@ class FaultRule:
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
             raise FaultSpecError("rate must be a number between 0 and 1")
         retry_after = raw.get("retry_after", 1)
-        if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
-            raise FaultSpecError("retry_after must be a non-negative integer")
+        if retry_after is not None and (
+            isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0
+        ):
+            raise FaultSpecError("retry_after must be a non-negative integer, or null for no header")
         delay = raw.get("delay", 5.0)
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0.0 <= delay <= 600.0:
             raise FaultSpecError("delay must be a number of seconds between 0 and 600")
@@ -153,11 +157,12 @@ class FaultInjector:
 
 def _fault_response(rule: FaultRule, request: GraphRequest) -> GraphResponse:
     client_request_id = request.headers.get("client-request-id", "")
+    headers = {} if rule.retry_after is None else {"Retry-After": str(rule.retry_after)}
     if rule.kind == "throttle":
         return GraphResponse(
             429,
             error_body("TooManyRequests", "Too many requests.", request.request_id, client_request_id),
-            {"Retry-After": str(rule.retry_after)},
+            headers,
         )
     return GraphResponse(
         503,
@@ -167,7 +172,7 @@ def _fault_response(rule: FaultRule, request: GraphRequest) -> GraphResponse:
             request.request_id,
             client_request_id,
         ),
-        {"Retry-After": str(rule.retry_after)},
+        headers,
     )
 
 

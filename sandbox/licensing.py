@@ -3,27 +3,54 @@
 Work is queued on the sandbox `Scheduler` (business time; `state.licensing_delay`, 0 by default) and
 processed in chunks so large groups show `ProcessingInProgress`. Per (group, user) the engine checks, for
 each of the group's products in order: usage location (the user's, else the tenant's) →
-`ProhibitedInUsageLocationViolation`; conflicting plans → `MutuallyExclusiveViolation`; a plan whose
-prerequisite plan is not enabled in the same group → `DependencyViolation`; a free seat (only if the user
-does not hold the SKU already) → `CountViolation`. If any product fails, none of the group's products is
-given: entries the user already had become `ActiveWithError`, new ones `Error`. Seats freed later go to an
-errored user only when that user is processed again (membership change, group change, reprocess).
+`ProhibitedInUsageLocationViolation`; conflicting plans → `MutuallyExclusiveViolation`; an Exchange
+Online plan for a user whose proxy address another user has ("Proxy address is already being used") →
+`UniquenessViolation`; a free seat (only if the user does not hold the SKU already) → `CountViolation`.
+If any product fails, none of the group's products is given: entries the user already had become
+`ActiveWithError`, new ones `Error`. Seats freed later go to an errored user only when that user is
+processed again (membership change, group change, reprocess).
+
+Prerequisites, as Entra's "resolve group license assignment problems" page describes them: a group must
+enable an add-on's prerequisite plan itself (`missing_prerequisite` refuses the assignment up front), and
+`DependencyViolation` is what a *removal* gets when it would take away the plan another product the user
+keeps depends on (e.g. the user leaves the group): the group's entries stay, `ActiveWithError`, seat kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sandbox.clock import Scheduler
-from sandbox.model import Group, LicenseState, User
+from sandbox.model import Group, LicenseState, Sku, User
 
 if TYPE_CHECKING:
     from sandbox.state import SandboxState
 
 CHUNK = 2000
+
+
+def missing_prerequisite(
+    plans: AbstractSet[str], dependencies: Mapping[str, AbstractSet[str]]
+) -> tuple[str, AbstractSet[str]] | None:
+    """The first plan in `plans` none of whose prerequisite plans is in `plans`, with its prerequisites."""
+    for plan in sorted(plans):
+        required = dependencies.get(plan)
+        if required and not (required & plans):
+            return plan, required
+    return None
+
+
+def enabled_plans(entries: Iterable[LicenseState], skus: Mapping[str, Sku]) -> set[str]:
+    """The service plans a set of assigned entries enables."""
+    plans: set[str] = set()
+    for entry in entries:
+        sku = skus.get(entry.sku_id)
+        if sku is not None and entry.assigned:
+            plans |= sku.plan_ids() - set(entry.disabled_plans)
+    return plans
 
 
 class LicensingEngine:
@@ -115,17 +142,37 @@ class LicensingEngine:
         before = {k: (v.state, v.error, tuple(v.disabled_plans)) for k, v in user.licenses.items()}
         if user.id in group.members:
             self._apply(group, user, now)
+            leaving = [k for k in user.licenses if k[0] == group.id and k[1] not in group.licenses]
         else:
-            for key in [k for k in user.licenses if k[0] == group.id]:
-                del user.licenses[key]
-        for key in [k for k in user.licenses if k[0] == group.id and k[1] not in group.licenses]:
-            del user.licenses[key]
+            leaving = [k for k in user.licenses if k[0] == group.id]
+        self._remove(user, leaving, now)
         self._sync_holders(user, before_held)
         after = {k: (v.state, v.error, tuple(v.disabled_plans)) for k, v in user.licenses.items()}
         changed = before != after
         if changed and emit:
             self.state.emit("user_updated", None, user.id)
         return changed
+
+    def _remove(self, user: User, keys: list[tuple[str | None, str]], now: datetime) -> None:
+        """Take these group entries away, unless that strands a plan the user keeps (DependencyViolation)."""
+        if not keys:
+            return
+        skus = self.state.tenant.skus
+        dependencies = self.state.tenant.plan_dependencies
+        kept = [e for k, e in user.licenses.items() if k not in keys]
+        before = enabled_plans(user.licenses.values(), skus)
+        after = enabled_plans(kept, skus)
+        blocked = missing_prerequisite(after, dependencies) is not None and (
+            missing_prerequisite(before, dependencies) is None
+        )
+        for key in keys:
+            entry = user.licenses[key]
+            if blocked and entry.assigned:
+                if (entry.state, entry.error) != ("ActiveWithError", "DependencyViolation"):
+                    entry.state, entry.error = "ActiveWithError", "DependencyViolation"
+                    entry.last_updated = now
+            else:
+                del user.licenses[key]
 
     def _apply(self, group: Group, user: User, now: datetime) -> None:
         tenant = self.state.tenant
@@ -142,7 +189,8 @@ class LicensingEngine:
             sku_id: (tenant.skus[sku_id].plan_ids() - set(disabled)) if sku_id in tenant.skus else set()
             for sku_id, disabled in group.licenses.items()
         }
-        error = self._first_error(location, enabled_by_sku, own | held_other, other_plans)
+        shares_proxy = tenant.shares_proxy_address(user)
+        error = self._first_error(location, enabled_by_sku, own | held_other, other_plans, shares_proxy)
         for sku_id, disabled in group.licenses.items():
             key = (group.id, sku_id)
             existing = user.licenses.get(key)
@@ -164,6 +212,7 @@ class LicensingEngine:
         enabled_by_sku: Mapping[str, AbstractSet[str]],
         held: set[str],
         other_plans: set[str],
+        shares_proxy: bool = False,
     ) -> str | None:
         """The first reason this group's products cannot all be given to the user, in Entra's check order."""
         tenant = self.state.tenant
@@ -177,10 +226,8 @@ class LicensingEngine:
                 return "ProhibitedInUsageLocationViolation"
             if self._conflicts(enabled, other_plans | (group_plans - enabled)):
                 return "MutuallyExclusiveViolation"
-            for plan in enabled:
-                deps = tenant.plan_dependencies.get(plan)
-                if deps and not (deps & group_plans):
-                    return "DependencyViolation"
+            if shares_proxy and enabled & sku.mailbox_plan_ids():
+                return "UniquenessViolation"
             if sku_id not in held:
                 if sku.prepaid_units.get("enabled", 0) - len(sku.holders) - reserved <= 0:
                     return "CountViolation"

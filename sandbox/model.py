@@ -13,6 +13,7 @@ from typing import Any
 
 COPILOT_SKU_ID = "639dec6b-bb19-468b-871c-c5c441c4b0cb"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
+EXCHANGE_PLAN_PREFIX = "EXCHANGE_S_"
 
 
 @dataclass(slots=True)
@@ -44,13 +45,23 @@ class Sku:
     prohibited_usage_locations: frozenset[str]
     holders: set[str] = field(default_factory=set)
     _plans: frozenset[str] = frozenset()
+    _mailbox_plans: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self._plans = frozenset(str(p["servicePlanId"]) for p in self.service_plans)
+        self._mailbox_plans = frozenset(
+            str(p["servicePlanId"])
+            for p in self.service_plans
+            if str(p.get("servicePlanName") or "").startswith(EXCHANGE_PLAN_PREFIX)
+        )
 
     def plan_ids(self) -> frozenset[str]:
         """Every service plan id of this SKU."""
         return self._plans
+
+    def mailbox_plan_ids(self) -> frozenset[str]:
+        """The Exchange Online plans of this SKU (`EXCHANGE_S_…`): those that need unique proxy addresses."""
+        return self._mailbox_plans
 
 
 @dataclass(slots=True)
@@ -156,6 +167,25 @@ class Tenant:
         return table.get(plan, frozenset())
 
     _conflict_table: dict[str, frozenset[str]] | None = None
+    _proxy_owners: dict[str, set[str]] | None = None
+
+    def shares_proxy_address(self, user: User) -> bool:
+        """Whether another user has one of this user's proxy addresses (`smtp:` and case ignored)."""
+        mine = _proxy_keys(user)
+        if not mine:
+            return False
+        owners = self._proxy_owners
+        if owners is None:
+            owners = {}
+            for other in self.users.values():
+                for key in _proxy_keys(other):
+                    owners.setdefault(key, set()).add(other.id)
+            self._proxy_owners = owners
+        return any(owners.get(key, set()) - {user.id} for key in mine)
+
+    def proxy_addresses_changed(self) -> None:
+        """Forget the proxy-address index (a user's proxyAddresses changed, or a user came or went)."""
+        self._proxy_owners = None
 
     def default_app(self) -> App:
         """The app whose credentials the ready file hands out."""
@@ -179,6 +209,11 @@ class Tenant:
     def effective_usage_location(self, user: User) -> str:
         """The user's usage location, or the tenant's (as group-based licensing does)."""
         return str(user.props.get("usageLocation") or self.usage_location)
+
+
+def _proxy_keys(user: User) -> set[str]:
+    values = user.props.get("proxyAddresses") or []
+    return {str(v).lower().removeprefix("smtp:") for v in values if isinstance(v, str) and v}
 
 
 def iso(moment: datetime) -> str:

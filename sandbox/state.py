@@ -17,7 +17,7 @@ from sandbox.clock import SandboxClock, Scheduler
 from sandbox.counters import Counters
 from sandbox.directory_events import DirectoryEvent, DirectoryEvents, EventKind
 from sandbox.dynamic_rules import RuleError, parse_rule
-from sandbox.licensing import LicensingEngine
+from sandbox.licensing import LicensingEngine, missing_prerequisite
 from sandbox.model import Tenant
 from sandbox.tenant_file import TenantFileError, load_tenant
 
@@ -69,6 +69,10 @@ class SandboxState:
             unknown = set(assigned) - set(tenant.skus)
             if unknown:
                 raise TenantFileError(f"group {gid}: unknown sku {sorted(unknown)[0]}")
+            plans = {p for s, off in assigned.items() for p in tenant.skus[s].plan_ids() - set(off)}
+            missing = missing_prerequisite(plans, tenant.plan_dependencies)
+            if missing is not None:  # Entra refuses such a group assignment, so no real tenant holds one
+                raise TenantFileError(f"group {gid}: plan {missing[0]} lacks its prerequisite in the group")
             tenant.groups[gid].licenses = assigned
         self.licensing.process_all()
         return tenant

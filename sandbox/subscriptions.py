@@ -221,18 +221,29 @@ class Subscriptions:
         self._sweep()
         return [s for s in self._by_id.values() if s.app_id == app_id]
 
-    def update(self, subscription_id: str, body: Mapping[str, Any], app_id: str) -> Subscription:
-        """`PATCH /subscriptions/{id}`: renew (`expirationDateTime`), which also reauthorizes."""
+    async def update(self, subscription_id: str, body: Mapping[str, Any], app_id: str) -> Subscription:
+        """`PATCH /subscriptions/{id}`: renew (`expirationDateTime`), which also reauthorizes; a new
+        `notificationUrl` must pass the validation handshake first (stricter than Graph documents [U])."""
         sub = self.get(subscription_id, app_id)
         if "lifecycleNotificationUrl" in body:
             raise _invalid("lifecycleNotificationUrl can only be set when the subscription is created.")
         unknown = set(body) - {"expirationDateTime", "notificationUrl", "@odata.type"}
         if unknown:
             raise _invalid(f"Only expirationDateTime can be updated; got {sorted(unknown)}.")
-        if "notificationUrl" in body:
-            sub.notification_url = _loopback_url(body["notificationUrl"], "notificationUrl")
+        expiration = sub.expiration
         if "expirationDateTime" in body:
-            sub.expiration = _parse_expiry(body["expirationDateTime"], self.scheduler.clock.now())
+            expiration = _parse_expiry(body["expirationDateTime"], self.scheduler.clock.now())
+        notification_url = sub.notification_url
+        if "notificationUrl" in body:
+            notification_url = _loopback_url(body["notificationUrl"], "notificationUrl")
+            if notification_url != sub.notification_url:
+                failure = await self._validate(notification_url)
+                if failure is not None:
+                    raise _invalid(
+                        f"Subscription validation request failed: {notification_url.split('?')[0]} {failure}."
+                    )
+        sub = self.get(subscription_id, app_id)  # still there after the handshake's await
+        sub.notification_url, sub.expiration = notification_url, expiration
         sub.reauthorization_pending = False
         self._schedule(sub)
         return sub
@@ -402,7 +413,7 @@ def install(sandbox: SandboxApp) -> None:
         return GraphResponse(200, entity(subs.get(request.params["id"], request.app_id or "")))
 
     async def renew(request: GraphRequest) -> GraphResponse:
-        sub = subs.update(request.params["id"], request.json_object(), request.app_id or "")
+        sub = await subs.update(request.params["id"], request.json_object(), request.app_id or "")
         return GraphResponse(200, entity(sub))
 
     async def delete(request: GraphRequest) -> GraphResponse:

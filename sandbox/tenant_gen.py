@@ -30,7 +30,9 @@ SERVICE_ROLES = [
     "SynchronizationData-User.Upload",
 ]
 
-# Service plans (EXCHANGE_S_STANDARD and EXCHANGE_S_ENTERPRISE are mutually exclusive in Entra).
+# Service plans. The conflict pairs below (Exchange Online plans) are illustrative, not Entra's list: Entra's
+# "resolve group license assignment problems" page says Exchange Online Plan 1 and Plan 2 now allow
+# duplication. They give the default tenant a MutuallyExclusiveViolation case (see sandbox/README.md).
 EXO_P1 = "9aaf7827-d63c-4b61-89c3-182f06f82e5c"
 EXO_P2 = "efb87545-963c-4e0d-99df-69c6916d9eb0"
 EXO_KIOSK = "4a82b400-a79f-41a4-b4e2-e94f5787b113"
@@ -329,6 +331,9 @@ def default_tenant() -> dict[str, Any]:
         u["assignedLicenses"] = []
     for u in users[120:123]:  # E5 with Exchange Online disabled
         u["assignedLicenses"] = [{"skuId": SPE_E5, "disabledPlans": [EXO_P2]}]
+    # The archive add-on held directly, its Exchange prerequisite only through the E3 group: removing this
+    # user from that group gives DependencyViolation.
+    users[3]["assignedLicenses"] = [{"skuId": ARCHIVE_SKU, "disabledPlans": []}]
     for u in (users[5], users[60], users[130], users[190], users[17]):  # no usage location
         u.pop("usageLocation")
     users[17]["assignedLicenses"] = []
@@ -407,13 +412,16 @@ def default_tenant() -> dict[str, Any]:
         {
             "id": _id(rng),
             "displayName": "Licensing - Archive add-on",
-            "description": "Add-on without its prerequisite plan in the group",
+            "description": "Add-on with its prerequisite in the same group (E3 with only Exchange Online)",
             "groupTypes": [],
             "securityEnabled": True,
             "mailEnabled": False,
             "mailNickname": "lic-archive",
             "members": [users[2]["id"]],
-            "assignedLicenses": [{"skuId": ARCHIVE_SKU, "disabledPlans": []}],
+            "assignedLicenses": [
+                {"skuId": SPE_E3, "disabledPlans": [TEAMS, SHAREPOINT_P2, OFFICE_APPS]},
+                {"skuId": ARCHIVE_SKU, "disabledPlans": []},
+            ],
         },
     ]
     doc["users"] = users

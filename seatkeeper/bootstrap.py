@@ -119,6 +119,8 @@ def build_services(
     settings = settings if settings is not None else load_settings()
     configure_logging(settings.log_format, settings.log_level)
     _register_secrets(settings)
+    # Before any adapter exists: a bad policy must not leave clients and files open on every failed start.
+    policy = policy if policy is not None else load_policy(settings.policy_file)
     closers: list[Closer] = []
     if graph is None:
         graph, graph_closers = build_graph(settings.graph)
@@ -133,7 +135,6 @@ def build_services(
         sender = sender if sender is not None else storage.queues
         dead_letters = dead_letters if dead_letters is not None else storage.dead_letters
         state = state if state is not None else storage.state
-    policy = policy if policy is not None else load_policy(settings.policy_file)
     register_policy_secrets(policy, environment())
     services = Services(
         settings=settings,

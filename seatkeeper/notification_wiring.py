@@ -15,6 +15,7 @@ from urllib.parse import quote
 from handlers.graph_webhook import WebhookDeps
 from handlers.group_changes import GroupChangeDeps
 from handlers.subscription_upkeep import SubscriptionTarget, UpkeepDeps
+from seatkeeper.adapters.coalescing_sender import CoalescingSender
 from seatkeeper.bootstrap import Services
 from seatkeeper.core.errors import ConfigurationError
 from seatkeeper.core.member_sets import MemberSets
@@ -79,7 +80,9 @@ def wiring(services: Services) -> NotificationWiring:
     upkeep = None if target is None else UpkeepDeps(services.graph, records, sender, clock, key, target)
     group_ids = tuple(g.id.lower() for g in services.policy.licensing_groups)
     built = NotificationWiring(
-        webhook=WebhookDeps(sender, CachedSubscriptionKeys(records, monotonic=time.monotonic), key),
+        webhook=WebhookDeps(
+            CoalescingSender(sender), CachedSubscriptionKeys(records, monotonic=time.monotonic), key
+        ),
         group_changes=GroupChangeDeps(
             services.graph, MemberSets(state), sender, clock, frozenset(group_ids), upkeep=upkeep
         ),

@@ -197,8 +197,7 @@ def _semantic_problems(data: Mapping[str, Any], marks: Mapping[_Path, Mark], sou
     default = SeatHeadroom()
     if headroom.get("clear_at", default.clear_at) < headroom.get("alert_below", default.alert_below):
         yield _at(source, marks, ["alerts", "seat_headroom"], "clear_at must be at least alert_below")
-    for path, message in hr_problems(data):
-        yield _at(source, marks, list(path), message)
+    yield from (_at(source, marks, list(path), message) for path, message in hr_problems(data))
 
 
 def _base_license(entry: str | Mapping[str, Any]) -> BaseLicense:

@@ -22,6 +22,8 @@ from seatkeeper.core.errors import ConfigurationError
 from seatkeeper.core.sensitive import Secret
 
 APP_ROOT: Final = Path(__file__).resolve().parents[1]
+# The annotated policy an admin copies to write their own (a missing policy file points at it).
+EXAMPLE_POLICY: Final = "policies/example.yaml"
 
 TENANT_ID: Final = "SEATKEEPER_TENANT_ID"
 CLIENT_ID: Final = "SEATKEEPER_CLIENT_ID"
@@ -303,12 +305,12 @@ def load_settings(
         if mode is Mode.TENANT:
             reader.problems.append(f"{CLIENT_STATE_KEY} is required with a tenant (keep it in Key Vault)")
         client_state_key = Secret(secrets.token_urlsafe(32))
+    configured_policy = reader.text(POLICY_FILE)
     policy_file = _path(
-        reader.text(POLICY_FILE)
-        or ("policies/sandbox.yaml" if mode is Mode.SANDBOX else "policies/policy.yaml")
+        configured_policy or ("policies/sandbox.yaml" if mode is Mode.SANDBOX else "policies/policy.yaml")
     )
     if not policy_file.is_file():
-        reader.problems.append(f"{POLICY_FILE}: no policy file at {policy_file}")
+        reader.problems.append(_no_policy_file(policy_file, configured=configured_policy is not None))
     namespace = reader.text(SERVICE_BUS_NAMESPACE)
     if namespace is not None and not _NAMESPACE.match(namespace):
         reader.problems.append(
@@ -337,6 +339,16 @@ def load_settings(
     if reader.problems:
         raise ConfigurationError(reader.problems)
     return settings
+
+
+def _no_policy_file(path: Path, *, configured: bool) -> str:
+    """What a first-time admin reads when the policy file is missing: the setting, the example, the check."""
+    shown = path.relative_to(APP_ROOT) if path.is_relative_to(APP_ROOT) else path
+    where = f"names {shown}, which" if configured else f"is unset and its default {shown}"
+    return (
+        f"{POLICY_FILE} {where} does not exist: copy {EXAMPLE_POLICY} to {shown}, fill in your licensing "
+        f"groups, check it with `seatkeeper policy check {shown}`, and deploy it with the app"
+    )
 
 
 def _public_base_url(reader: _Reader) -> str | None:

@@ -27,7 +27,7 @@ var kvRef = '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/'
 
 var appSettings = {
   // The Functions host: storage by identity, Application Insights by Entra token.
-  AzureWebJobsStorage__accountName: storage.name
+  AzureWebJobsStorage__accountName: storageAccountName
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
@@ -37,7 +37,8 @@ var appSettings = {
   ServiceBusConnection__credential: 'managedidentity'
   ServiceBusConnection__clientId: identityClientId
   // Seatkeeper's own settings (seatkeeper/settings.py, docs/settings.md).
-  StateStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+  // Computed, not read from the account: a for-expression (appSettings below) needs start-time values.
+  StateStorage__tableServiceUri: 'https://${storageAccountName}.table.${environment().suffixes.storage}/'
   StateStorage__credential: 'managedidentity'
   StateStorage__clientId: identityClientId
   AZURE_CLIENT_ID: identityClientId

@@ -36,6 +36,8 @@ WAITLIST_TABLE: Final = "seatwaitlist"
 PENDING_TABLE: Final = "seatpending"
 ADDITIONS_TABLE: Final = "seatadditions"
 
+# The precision of Graph's `lastUpdatedDateTime` (whole seconds).
+ACTIVATION_PRECISION: Final = timedelta(seconds=1)
 # Optimistic-concurrency rounds before giving up (the message is then retried by the queue).
 WRITE_ATTEMPTS: Final = 200
 # A consumed reservation is kept this long after activation, so a worker still counting with an older
@@ -171,7 +173,12 @@ class StateSeatStore:
         )
 
     async def mark_active(self, user_id: str, group_id: str, active_since: datetime) -> None:
-        """Note the activation time on each of the user's reservations for the group."""
+        """Note the activation time on each of the user's reservations for the group.
+
+        Graph's `lastUpdatedDateTime` has whole seconds: the activation may lie up to a second after it, so
+        the reservation keeps counting until a snapshot read a full second later.
+        """
+        active_since += ACTIVATION_PRECISION
         user, group = _key(user_id), _key(group_id)
         for sku_id in await self._skus_of(user, group):
             await self._change(

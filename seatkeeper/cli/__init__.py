@@ -22,6 +22,13 @@ SUBCOMMANDS: tuple[str, ...] = (
     "subscriptions",
     "admit",
     "reprocess",
+    "diagnose",
+    "seats",
+    "groups",
+    "incidents",
+    "rollout",
+    "whatif",
+    "held",
 )
 
 

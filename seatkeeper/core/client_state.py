@@ -8,6 +8,7 @@ subscription) gets a new value, so a superseded subscription's deliveries no lon
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from typing import Final
@@ -18,6 +19,7 @@ CLIENT_STATE_VERSION: Final = "v1"
 MAX_CLIENT_STATE: Final = 128  # Graph's subscription page says 128; the changeNotification page says 255
 
 
+@functools.lru_cache(maxsize=4096)  # the webhook checks every item: derive once per subscription
 def derive_client_state(key: Secret, group_id: str, generation: int) -> Secret:
     """The clientState for the subscription of `group_id` at `generation` (base64url, 46 characters)."""
     message = f"{CLIENT_STATE_VERSION}\x1f{group_id.strip().lower()}\x1f{generation}".encode()

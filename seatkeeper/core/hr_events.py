@@ -123,9 +123,7 @@ def parse_instant(text: str, zone: ZoneInfo) -> datetime:
     return value.astimezone(UTC)
 
 
-def parse_event(
-    raw: object, *, schema: Mapping[str, Any], zone: ZoneInfo, where: str = ""
-) -> HrEvent:
+def parse_event(raw: object, *, schema: Mapping[str, Any], zone: ZoneInfo, where: str = "") -> HrEvent:
     """One CloudEvent (already JSON-decoded) as an HrEvent; InvalidInput lists every bad field."""
     problems = _schema_problems(raw, schema, where)
     if problems or not isinstance(raw, Mapping):
@@ -181,8 +179,8 @@ HR_EVENT_PAYLOAD_SCHEMA: Final[Mapping[str, Any]] = {
         "recorded_at": {"type": "string", "maxLength": 40},
         "effective_at": {"type": "string", "maxLength": 40},
         "body_hash": {"type": "string", "maxLength": 64},
-        # received: just in from intake; due: its effective time came; follow_up: a scheduled re-check.
-        "stage": {"enum": ["received", "due", "follow_up"]},
+        # See Stage: where the event is in onboarding.
+        "stage": {"enum": ["received", "due", "find_user", "remove", "verify"]},
         "attempt": {"type": "integer", "minimum": 0},
         "callback": _OPTIONAL_TEXT,
         "person": {
@@ -219,11 +217,13 @@ HR_KINDS: Final = {
 
 
 class Stage(StrEnum):
-    """Where an event is in onboarding: just received, its effective time came, or a follow-up re-check."""
+    """Where an event is in onboarding (each later stage is a message scheduled by the one before)."""
 
-    RECEIVED = "received"
-    DUE = "due"
-    FOLLOW_UP = "follow_up"
+    RECEIVED = "received"  # just in from intake
+    DUE = "due"  # its effective time came
+    FIND_USER = "find_user"  # a joiner's or mover's account is looked for again
+    REMOVE = "remove"  # planned removals are carried out (after the settle time)
+    VERIFY = "verify"  # a mover's new license or a leaver's returned seat is looked at
 
 
 @dataclass(frozen=True)
@@ -237,9 +237,7 @@ class HrWork:
     callback: str | None = None
 
 
-def hr_message(
-    work: HrWork, *, correlation_id: str, due_at: datetime | None = None
-) -> Message:
+def hr_message(work: HrWork, *, correlation_id: str, due_at: datetime | None = None) -> Message:
     """The `hr-events` message for this work: session and subject are the employeeId."""
     event = work.event
     person = {k: v for k, v in vars(event.person).items() if v is not None}
@@ -286,7 +284,17 @@ def parse_work(message: Message) -> HrWork:
         type=kinds[message.kind],
         recorded_at=recorded.astimezone(UTC),
         effective_at=effective.astimezone(UTC),
-        person=HrRecord(**{k: person.get(k) for k in HrRecord.__dataclass_fields__}),
+        person=HrRecord(
+            employee_id=str(person["employee_id"]),
+            object_id=_opt(person, "object_id"),
+            user_principal_name=_opt(person, "user_principal_name"),
+            department=_opt(person, "department"),
+            job_title=_opt(person, "job_title"),
+            country=_opt(person, "country"),
+            employee_type=_opt(person, "employee_type"),
+            company_name=_opt(person, "company_name"),
+            manager=_opt(person, "manager"),
+        ),
         body_hash=str(payload.get("body_hash", "")),
     )
     callback = payload.get("callback")
@@ -296,3 +304,8 @@ def parse_work(message: Message) -> HrWork:
         attempt=int(payload.get("attempt", 0)),
         callback=str(callback) if callback else None,
     )
+
+
+def _opt(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    return str(value) if value is not None else None

@@ -18,7 +18,7 @@ from seatkeeper.core.hr_events import HrEvent, HrEventType
 
 @dataclass(frozen=True)
 class PersonRecord:
-    """The newest HR event applied to a person, and when the person was first seen (deadlines count from it)."""
+    """The newest HR event applied to a person; `first_seen` is when deadlines count from."""
 
     employee_id: str
     event_id: str

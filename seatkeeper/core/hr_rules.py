@@ -189,8 +189,9 @@ def hr_problems(data: Mapping[str, Any]) -> Iterator[Problem]:
             for j, value in enumerate(values if isinstance(values, list) else [values] if values else []):
                 if len(str(value)) != 2 or not str(value).isalpha():
                     where: tuple[str | int, ...] = ("hr_rules", index, "when", "country", op)
-                    yield (*where, j) if isinstance(values, list) else where, (
-                        f"{value!r} is not an ISO 3166 alpha-2 country code"
+                    yield (
+                        (*where, j) if isinstance(values, list) else where,
+                        (f"{value!r} is not an ISO 3166 alpha-2 country code"),
                     )
     hr = data.get("hr", {})
     zone = hr.get("time_zone")

@@ -155,7 +155,9 @@ class _Parser:
         prop = _BY_LOWER.get(name.lower())
         if prop is None:
             supported = ", ".join(PROPERTIES)
-            raise RuleError(f"property {name!r} is outside the preview (supported: {supported})", token.position)
+            raise RuleError(
+                f"property {name!r} is outside the preview (supported: {supported})", token.position
+            )
         op_token = self.take("an operator")
         op = _OPERATORS.get(_word(op_token.text)) if op_token.kind in ("operator", "bare") else None
         if op is None:

@@ -104,7 +104,14 @@ class NotificationItem:
     group_id: str | None = None
     sequence_number: str | None = None
     subscription_expires_at: str | None = None
-    fingerprint: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable digest of the item without its clientState: the version when Graph gives no sequence."""
+        visible = {k: v for k, v in self.raw.items() if k != "clientState"}
+        text = json.dumps(visible, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
     @property
     def is_lifecycle(self) -> bool:
@@ -169,13 +176,12 @@ def parse_item(raw: Any) -> NotificationItem | str:  # noqa: PLR0911 - one early
         return "exactly one of changeType and lifecycleEvent is expected"
     tenant_id = raw.get("tenantId")
     expires = raw.get("subscriptionExpirationDateTime")
-    fingerprint = _fingerprint(raw)
     common: dict[str, Any] = {
         "subscription_id": subscription_id.lower(),
         "client_state": client_state,
         "tenant_id": tenant_id if isinstance(tenant_id, str) else "",
         "subscription_expires_at": expires if isinstance(expires, str) else None,
-        "fingerprint": fingerprint,
+        "raw": raw,
     }
     if lifecycle_event is not None:
         if not isinstance(lifecycle_event, str) or not lifecycle_event:
@@ -207,13 +213,6 @@ def _group_id(raw: Mapping[str, Any]) -> str | None:
     if not isinstance(candidate, str) or not _ID.match(candidate):
         return None
     return candidate.lower()
-
-
-def _fingerprint(raw: Mapping[str, Any]) -> str:
-    """A stable digest of the item without its clientState: the version when Graph gives no sequence."""
-    visible = {k: v for k, v in raw.items() if k != "clientState"}
-    text = json.dumps(visible, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def change_message(item: NotificationItem, group_id: str, correlation_id: str) -> Message:

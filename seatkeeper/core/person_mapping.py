@@ -1,17 +1,18 @@
 """The one mapping from an HR record and an Entra user to the `Person` every decision reads (design §1).
 
-| Person            | HR event `data`     | Entra user (`$select`)  | rule                                        |
-|-------------------|---------------------|-------------------------|---------------------------------------------|
-| id, UPN, licenses | objectId, UPN find  | id, userPrincipalName…  | Entra only: identity and licenses are Entra's |
-| employee_id       | employeeId          | employeeId              | HR, else Entra                              |
-| department        | department          | department              | HR, else Entra                              |
-| job_title         | jobTitle            | jobTitle                | HR, else Entra                              |
-| employee_type     | employeeType        | employeeType            | HR, else Entra                              |
-| company_name      | companyName         | companyName             | HR, else Entra                              |
-| hr_country        | country (ISO 3166)  | —                       | HR only (Entra's `country` is free text)    |
-| usage_location    | —                   | usageLocation           | Entra only (set from hr_country if allowed) |
+| Person             | HR event `data`    | Entra user (`$select`)   | rule                    |
+|--------------------|--------------------|--------------------------|-------------------------|
+| id, UPN, licenses  | objectId/UPN: find | id, userPrincipalName... | Entra only              |
+| employee_id        | employeeId         | employeeId               | HR, else Entra          |
+| department         | department         | department               | HR, else Entra          |
+| job_title          | jobTitle           | jobTitle                 | HR, else Entra          |
+| employee_type      | employeeType       | employeeType             | HR, else Entra          |
+| company_name       | companyName        | companyName              | HR, else Entra          |
+| hr_country         | country (ISO 3166) | -                        | HR only (Entra's is free text) |
+| usage_location     | -                  | usageLocation            | Entra only (*)          |
 
-HR wins for organisational attributes because an HR event is newer than the directory's copy of them.
+(*) the gate may set it from hr_country when the policy allows. HR wins for organisational attributes
+because an HR event is newer than the directory's copy of them.
 """
 
 from __future__ import annotations

@@ -6,13 +6,13 @@ Pure data and small pure look-ups; `seatkeeper.policy_file` reads it from YAML, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from seatkeeper.core.hr_rules import HrRule, HrSettings
+from seatkeeper.core.rollout import RolloutRule
 
 # The two Microsoft pages that list qualifying base licenses; they disagree (graph-facts C2).
 LICENSE_OPTIONS_PAGE: Final = (
@@ -245,6 +245,9 @@ class Policy:
     # Which Copilot group a person from HR belongs in (first match wins), and how HR events apply.
     hr_rules: tuple[HrRule, ...] = ()
     hr: HrSettings = field(default_factory=HrSettings)
+    # Recorded rollouts (`seatkeeper rollout`, core/rollout.py): named lists of people kept in a group
+    # whatever the HR rules say. Not read from the file: the state store holds them (with_rollouts).
+    rollouts: tuple[RolloutRule, ...] = ()
 
     def group(self, group_id: str) -> LicensingGroup | None:
         """The licensing group with this object id, or None if Seatkeeper does not know it."""

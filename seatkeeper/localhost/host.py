@@ -14,7 +14,7 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -27,7 +27,7 @@ from aiohttp import web
 from seatkeeper import settings as settings_module
 from seatkeeper.adapters.clocks import SandboxBusinessClock, WallClock
 from seatkeeper.adapters.embedded_queue import EMBEDDED_QUEUE_FILE, EmbeddedQueue
-from seatkeeper.core.errors import TransientError
+from seatkeeper.core.errors import ConfigurationError, TransientError
 from seatkeeper.core.ports import Clock
 from seatkeeper.localhost.bindings import Delivery, service_bus_message
 from seatkeeper.localhost.catalog import (
@@ -53,9 +53,9 @@ RefreshClock = Callable[[], Awaitable[object]]
 
 SANDBOX_READY_FILE = "sandbox.json"
 HOST_READY_FILE = "host.json"
-# Environment variables the local host sets for the app it runs (Core Tools sets WEBSITE_HOSTNAME too).
-HOSTNAME_VARIABLE = "WEBSITE_HOSTNAME"
-WEBHOOK_KEY_VARIABLE = "SEATKEEPER_GRAPH_WEBHOOK_KEY"
+# Settings the local host sets for the app it runs (Core Tools sets WEBSITE_HOSTNAME too).
+HOSTNAME_VARIABLE = settings_module.WEBSITE_HOSTNAME
+WEBHOOK_KEY_VARIABLE = settings_module.GRAPH_WEBHOOK_KEY
 TENANT_SETTINGS = (
     settings_module.TENANT_ID,
     settings_module.CLIENT_ID,
@@ -262,6 +262,11 @@ async def serve(options: HostOptions, *, out: TextIO = sys.stdout) -> int:
     queue: EmbeddedQueue | None = None
     host: LocalHost | None = None
     try:
+        if options.sandbox is not SandboxUse.OFF or tenant_configured(environ):
+            problems = settings_problems(environ)
+            if problems:
+                _refuse(out, problems)
+                return 2
         queue = EmbeddedQueue(
             options.state_dir / EMBEDDED_QUEUE_FILE, clock=tenant.clock, max_deliveries=options.max_deliveries
         )
@@ -278,7 +283,11 @@ async def serve(options: HostOptions, *, out: TextIO = sys.stdout) -> int:
         try:
             await site.start()
         except OSError as exc:
-            print(f"cannot listen on 127.0.0.1:{options.port} ({exc.strerror}); try --port", file=out)
+            print(
+                f"cannot listen on 127.0.0.1:{options.port} ({exc.strerror}); choose another port: "
+                f'--port, or make run SERVE_ARGS="--port N"',
+                file=out,
+            )
             return 1
         port = _bound_port(site)
         environ[HOSTNAME_VARIABLE] = f"127.0.0.1:{port}"
@@ -301,6 +310,24 @@ async def serve(options: HostOptions, *, out: TextIO = sys.stdout) -> int:
         ready_file.unlink(missing_ok=True)
     log.info("localhost.stopped")
     return 0
+
+
+def settings_problems(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The app's settings, checked as its first function will check them: every problem, or none."""
+    try:
+        settings_module.load_settings(environ)
+    except ConfigurationError as error:
+        return error.problems
+    return ()
+
+
+def _refuse(out: TextIO, problems: Sequence[str]) -> None:
+    """A start with bad settings stops here, naming every problem (names and paths only, never values)."""
+    log.error("localhost.settings_invalid", problems=len(problems))
+    lines = [f"Seatkeeper cannot start: {len(problems)} problem(s) with its settings"]
+    lines += [f"  - {problem}" for problem in problems]
+    lines.append("Every setting is described in docs/settings.md.")
+    print("\n".join(lines), file=out, flush=True)
 
 
 async def _run_until_signalled(host: LocalHost, source: QueueSource, options: HostOptions) -> None:

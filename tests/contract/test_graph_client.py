@@ -1,6 +1,7 @@
 """The Graph client against the sandbox over HTTPS, with a real MSAL application: tokens, reads, paging,
-bulk member adds, and behaviour under 429 (Retry-After), 503, timeouts, dropped connections and per-item
-`$batch` throttling, injected with the sandbox's fault rules. Waits are recorded, never slept."""
+bulk member adds, and behaviour under 429 (with and without Retry-After), 503, timeouts, dropped
+connections and per-item `$batch` throttling, injected with the sandbox's fault rules. Waits are recorded,
+never slept."""
 
 from __future__ import annotations
 
@@ -158,6 +159,15 @@ async def test_throttled_read_waits_retry_after_then_succeeds(rig: Rig) -> None:
     assert len(body["value"]) == 1
     assert rig.sleep.delays == [3.0, 3.0]
     assert rig.graph.counters()["GET /users"].requests == 3
+
+
+async def test_throttled_read_without_retry_after_backs_off_with_jitter(rig: Rig) -> None:
+    """Three 429s without Retry-After → exponential back-off with full jitter (0.5, 1, 2 s at rng 0.5)."""
+    rig.faults({"path": "/users$", "kind": "throttle", "retry_after": None, "count": 3})
+    body = await rig.graph.get("/users", params={"$top": "1", "$select": "id"})
+    assert len(body["value"]) == 1
+    assert rig.sleep.delays == [0.25, 0.5, 1.0]
+    assert rig.graph.counters()["GET /users"].requests == 4
 
 
 async def test_throttling_past_the_budget_propagates_with_retry_after(rig: Rig) -> None:

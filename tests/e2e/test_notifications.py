@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import secrets
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import pytest
 from seatkeeper.adapters.sqlite_state import EMBEDDED_STATE_FILE, SqliteStateStore
 from seatkeeper.core.client_state import derive_client_state
 from seatkeeper.core.member_sets import HEAD, MEMBERS_TABLE
+from seatkeeper.core.messages import message_id_for
 from seatkeeper.core.sensitive import Secret
 from seatkeeper.core.subscription_records import BY_GROUP, SUBSCRIPTIONS_TABLE
 from tests.e2e.host_process import ROOT, RunningHost, start_host, wait_for
@@ -67,12 +70,24 @@ class Service:
     def queue_db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.host.state_dir / "queue.sqlite3", timeout=30)
 
-    def member_changes(self, group_id: str) -> list[tuple[str, str]]:
-        """(change, user) of every member.changed message for the group still on license-checks."""
+    def member_changes(self, group_id: str, generations: int = 60) -> list[tuple[str, str]]:
+        """(change, user) of every member.changed message ever enqueued for the group.
+
+        The license-checks consumer completes them, so they are found in the queue's duplicate-detection
+        record by their deterministic ids: kind, user, and `group:change:generation`.
+        """
         with self.queue_db() as db:
-            bodies = [r[0] for r in db.execute("SELECT body FROM messages WHERE queue = 'license-checks'")]
-        payloads = [json.loads(b)["payload"] for b in bodies if json.loads(b)["kind"] == "member.changed"]
-        return sorted((p["change"], p["user_id"]) for p in payloads if p["group_id"] == group_id)
+            seen = {
+                r[0] for r in db.execute("SELECT message_id FROM seen_ids WHERE queue = 'license-checks'")
+            }
+        users = [u["id"] for u in self.control.get("/tenant").json()["users"]]
+        return sorted(
+            (change, user)
+            for user in users
+            for change in ("added", "removed")
+            for generation in range(1, generations)
+            if message_id_for("member.changed", user, f"{group_id}:{change}:{generation}") in seen
+        )
 
     def group_change_ids(self) -> int:
         """How many distinct messages were ever enqueued on group-changes (duplicate-detection record)."""
@@ -82,13 +97,7 @@ class Service:
             )
 
     def idle(self) -> bool:
-        notifications = self.control.get("/notifications").json()
-        return bool(httpx.get(self.host.info["idle_url"], timeout=30).json()["idle"]) and notifications[
-            "enabled"
-        ] in (
-            True,
-            False,
-        )
+        return bool(httpx.get(self.host.info["idle_url"], timeout=30).json()["idle"])
 
     def settle(self, timeout: float = 30) -> None:
         """Wait until the host has nothing left to do, twice in a row (deliveries may still be in the air)."""
@@ -115,7 +124,8 @@ class Service:
         assert response.status_code == 202, response.text
 
     def graph(self) -> httpx.Client:
-        token = self.control_client().post(
+        """A Graph client with a client-credentials token of the sandbox's app."""
+        token = self.control.post(
             self.tenant.token_url,
             data={
                 "grant_type": "client_credentials",
@@ -132,14 +142,9 @@ class Service:
             timeout=30,
         )
 
-    def control_client(self) -> httpx.Client:
-        return httpx.Client(verify=self.tenant.ssl_context(), timeout=30)
-
 
 def _pause() -> bool:
-    import time
-
-    time.sleep(0.3)
+    time.sleep(0.3)  # a delivery or a queued message may be between two hands
     return True
 
 
@@ -232,7 +237,7 @@ def test_with_deliveries_off_the_reconciliation_timer_alone_finds_the_same_fifty
 def test_a_subscription_deleted_behind_our_back_is_recreated_and_changes_meanwhile_processed(
     service: Service,
 ) -> None:
-    """Deleted in Graph, members added and removed meanwhile: upkeep recreates it and the catch-up finds both."""
+    """Deleted in Graph, members added and removed meanwhile: upkeep recreates it, the catch-up finds both."""
     old = service.subscriptions()[AMERICAS]["subscription_id"]
     with service.graph() as graph:
         graph.delete(f"/subscriptions/{old}").raise_for_status()
@@ -273,6 +278,7 @@ def test_ninety_days_of_business_time_never_let_a_subscription_lapse(service: Se
     """`seatkeeper clock advance 90d` in 6-day steps: afterwards every subscription is still alive, the CLI
     reports all healthy, and a member added then is still announced through a notification."""
     env = {"SEATKEEPER_SANDBOX_READY_FILE": str(service.ready_file)}
+    before = {g: r["subscription_id"] for g, r in service.subscriptions().items()}
     clock = subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
         [
             sys.executable,
@@ -312,6 +318,7 @@ def test_ninety_days_of_business_time_never_let_a_subscription_lapse(service: Se
         env={**_environ(), **env},
     )
     rows = [json.loads(line) for line in listing.stdout.decode().splitlines() if line.startswith("{")]
+    assert {g: r["subscription_id"] for g, r in service.subscriptions().items()} == before  # renewed in place
     assert [(r["group_id"], r["status"]) for r in rows] == [(g, "healthy") for g in GROUPS], (
         listing.stdout.decode()
     )
@@ -323,6 +330,4 @@ def test_ninety_days_of_business_time_never_let_a_subscription_lapse(service: Se
 
 
 def _environ() -> dict[str, str]:
-    import os
-
     return {k: v for k, v in os.environ.items() if not k.startswith("SEATKEEPER_")}

@@ -69,3 +69,17 @@ def test_malformed_rules_are_refused(rule: dict[str, Any]) -> None:
     """The control plane gets a clear error for each malformed field."""
     with pytest.raises(FaultSpecError):
         FaultInjector().configure_from_json({"seed": 1, "rules": [rule]})
+
+
+def test_retry_after_defaults_to_one_second_and_null_means_no_header() -> None:
+    """A rule without `retry_after` keeps the header (1 s); `null` is accepted and means none."""
+    injector = FaultInjector()
+    injector.configure_from_json(
+        {
+            "rules": [
+                {"path": "/a", "kind": "throttle"},
+                {"path": "/b", "kind": "throttle", "retry_after": None},
+            ]
+        }
+    )
+    assert [rule["retry_after"] for rule in injector.describe()] == [1, None]

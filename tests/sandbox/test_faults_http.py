@@ -45,6 +45,31 @@ def test_throttle_and_unavailable_answer_with_retry_after(tenant: SandboxInfo) -
     _run(tenant, scenario)
 
 
+def test_retry_after_null_throttles_without_the_header(tenant: SandboxInfo) -> None:
+    """`retry_after: null` answers 429 without Retry-After, outside and inside `$batch`; GET lists it."""
+
+    async def scenario(sandbox: Sandbox) -> None:
+        await sandbox.control_json(
+            "POST",
+            "/faults",
+            {"rules": [{"path": "/subscribedSkus$", "kind": "throttle", "retry_after": None}]},
+        )
+        outer = await sandbox.graph.get("/subscribedSkus")
+        batch = await sandbox.graph.post(
+            "/$batch", json={"requests": [{"id": "1", "method": "GET", "url": "/subscribedSkus"}]}
+        )
+        item = batch.json()["responses"][0]
+        rules = (await sandbox.control_json("GET", "/faults"))["rules"]
+        assert outer.status_code == 429
+        assert "retry-after" not in outer.headers
+        assert outer.json()["error"]["code"] == "TooManyRequests"
+        assert item["status"] == 429
+        assert "retry-after" not in {name.lower() for name in item["headers"]}
+        assert [(r["kind"], r["retry_after"], r["fired"]) for r in rules] == [("throttle", None, 2)]
+
+    _run(tenant, scenario)
+
+
 def test_a_dropped_connection_reaches_the_client_as_a_transport_error(tenant: SandboxInfo) -> None:
     """`drop` closes the connection without an answer; `count` limits it to the first request."""
 

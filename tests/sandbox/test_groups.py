@@ -39,7 +39,8 @@ def test_has_members_with_license_errors_is_filterable_but_never_returned(graph:
     """hasMembersWithLicenseErrors eq true lists the groups with errors; the property is not returned."""
     body = graph.get("groups", params={"$filter": "hasMembersWithLicenseErrors eq true"}).json()
     names = {g["displayName"] for g in body["value"]}
-    assert "Licensing - Archive add-on" in names
+    assert "Licensing - Microsoft 365 E3" in names
+    assert "Licensing - Archive add-on" not in names
     assert "Copilot Pilots" not in names
     assert all("hasMembersWithLicenseErrors" not in g for g in body["value"])
 

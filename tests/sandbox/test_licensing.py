@@ -9,6 +9,8 @@ import httpx
 from tests.sandbox.graph_session import COPILOT, consumed, group_id, license_states
 
 E5 = "06ebc4ee-1bb5-47dd-8120-11324bc54e06"
+E3 = "05e9a617-0261-4cee-bb44-138d3ef5d965"
+ARCHIVE = "ee02fd1b-340e-4a4b-b355-4a514e4c8943"
 
 
 def _ref(object_id: str) -> dict[str, str]:
@@ -138,13 +140,105 @@ def test_conflicting_plans_give_mutually_exclusive_violation(graph: httpx.Client
     assert errors == {"MutuallyExclusiveViolation"}
 
 
-def test_an_add_on_without_its_prerequisite_plan_gives_dependency_violation(graph: httpx.Client) -> None:
-    """An add-on whose prerequisite plan is not in the same group fails with DependencyViolation."""
+def test_an_add_on_with_its_prerequisite_in_the_same_group_is_assigned(graph: httpx.Client) -> None:
+    """The archive group carries E3 (Exchange Online only) with the add-on, so its member gets both."""
     gid = group_id(graph, "Licensing - Archive add-on")
     member = graph.get(f"groups/{gid}/members").json()["value"][0]["id"]
-    entry = _entry(graph, member, gid, sku="ee02fd1b-340e-4a4b-b355-4a514e4c8943")
-    assert entry is not None
-    assert (entry["state"], entry["error"]) == ("Error", "DependencyViolation")
+    entries = {e["skuId"]: e for e in license_states(graph, member) if e["assignedByGroup"] == gid}
+    assert {sku: (e["state"], e["error"]) for sku, e in entries.items()} == {
+        E3: ("Active", "None"),
+        ARCHIVE: ("Active", "None"),
+    }
+
+
+def test_a_group_add_on_without_its_prerequisite_is_refused(graph: httpx.Client) -> None:
+    """Entra refuses to assign an add-on to a group that does not enable its prerequisite plan itself."""
+    gid = group_id(graph, "Copilot - APAC")
+    alone = graph.post(
+        f"groups/{gid}/assignLicense", json={"addLicenses": [{"skuId": ARCHIVE}], "removeLicenses": []}
+    )
+    archive_group = group_id(graph, "Licensing - Archive add-on")
+    stripped = graph.post(
+        f"groups/{archive_group}/assignLicense", json={"addLicenses": [], "removeLicenses": [E3]}
+    )
+    licensed = graph.get(f"groups/{gid}", params={"$select": "assignedLicenses"}).json()["assignedLicenses"]
+    assert (alone.status_code, alone.json()["error"]["code"]) == (400, "Request_BadRequest")
+    assert stripped.status_code == 400
+    assert [a["skuId"] for a in licensed] == [COPILOT]
+
+
+def test_leaving_the_group_that_gives_a_prerequisite_gives_dependency_violation(
+    graph: httpx.Client,
+) -> None:
+    """A user holding the archive add-on directly keeps E3 when removed from the E3 group: the entry stays,
+    ActiveWithError / DependencyViolation, seat kept; once the add-on goes, reprocessing removes it."""
+    gid = group_id(graph, "Licensing - Microsoft 365 E3")
+    uid = next(
+        u["id"]
+        for u in _users(graph)
+        if any(e["skuId"] == ARCHIVE and e["assignedByGroup"] is None for e in u["licenseAssignmentStates"])
+    )
+    before = consumed(graph, E3)
+    graph.delete(f"groups/{gid}/members/{uid}/$ref").raise_for_status()
+    stuck = _entry(graph, uid, gid, sku=E3)
+    held = consumed(graph, E3)
+    graph.post(
+        f"users/{uid}/assignLicense", json={"addLicenses": [], "removeLicenses": [ARCHIVE]}
+    ).raise_for_status()
+    graph.post(f"users/{uid}/reprocessLicenseAssignment").raise_for_status()
+    assert stuck is not None
+    assert (stuck["state"], stuck["error"], held) == ("ActiveWithError", "DependencyViolation", before)
+    assert _entry(graph, uid, gid, sku=E3) is None
+    assert consumed(graph, E3) == before - 1
+
+
+def test_a_direct_add_on_needs_its_prerequisite_on_the_user(graph: httpx.Client) -> None:
+    """Direct assignment of the add-on to a user without any Exchange Online plan is refused."""
+    uid = next(
+        u["id"]
+        for u in graph.get(
+            "users", params={"$select": "id,usageLocation,assignedLicenses", "$top": "999"}
+        ).json()["value"]
+        if u["usageLocation"] not in (None, "RU") and not u["assignedLicenses"]
+    )
+    refused = graph.post(
+        f"users/{uid}/assignLicense", json={"addLicenses": [{"skuId": ARCHIVE}], "removeLicenses": []}
+    )
+    assert refused.status_code == 400
+    assert license_states(graph, uid) == []
+
+
+def test_a_duplicate_proxy_address_gives_uniqueness_violation_for_exchange_products(
+    graph: httpx.Client, control: httpx.Client
+) -> None:
+    """A user sharing a proxy address gets UniquenessViolation from a group with Exchange Online, none from
+    Copilot alone; once the address is unique again, reprocessing assigns the license."""
+    shared = ["SMTP:shared@contoso.example"]
+    for uid in ("u-dup1", "u-dup2"):
+        control.post(
+            "users",
+            json={
+                "id": uid,
+                "userPrincipalName": f"{uid}@contoso.example",
+                "usageLocation": "US",
+                "proxyAddresses": shared if uid == "u-dup1" else ["smtp:Shared@contoso.example"],
+            },
+        ).raise_for_status()
+    e3_group = group_id(graph, "Licensing - Microsoft 365 E3")
+    copilot_group = group_id(graph, "Copilot - Americas")
+    for gid in (e3_group, copilot_group):
+        graph.post(f"groups/{gid}/members/$ref", json=_ref("u-dup1")).raise_for_status()
+    e3_entry = _entry(graph, "u-dup1", e3_group, sku=E3)
+    copilot_entry = _entry(graph, "u-dup1", copilot_group)
+    control.patch("users/u-dup2", json={"proxyAddresses": []}).raise_for_status()
+    graph.post("users/u-dup1/reprocessLicenseAssignment").raise_for_status()
+    fixed = _entry(graph, "u-dup1", e3_group, sku=E3)
+    assert e3_entry is not None
+    assert copilot_entry is not None
+    assert fixed is not None
+    assert (e3_entry["state"], e3_entry["error"]) == ("Error", "UniquenessViolation")
+    assert (copilot_entry["state"], copilot_entry["error"]) == ("Active", "None")
+    assert (fixed["state"], fixed["error"]) == ("Active", "None")
 
 
 def test_if_one_product_fails_none_of_the_groups_products_is_assigned(

@@ -127,7 +127,9 @@ def test_expiry_can_be_at_most_41760_minutes_ahead() -> None:
     with pytest.raises(GraphError):
         _create(subs, _body(scheduler, expirationDateTime=(now + timedelta(minutes=41_761)).isoformat()))
     with pytest.raises(GraphError):
-        subs.update(sub.id, {"expirationDateTime": (now + timedelta(minutes=41_761)).isoformat()}, "app")
+        asyncio.run(
+            subs.update(sub.id, {"expirationDateTime": (now + timedelta(minutes=41_761)).isoformat()}, "app")
+        )
 
 
 def test_a_failed_handshake_creates_nothing() -> None:
@@ -156,8 +158,22 @@ def test_lifecycle_url_cannot_be_added_by_patch() -> None:
     subs, _, scheduler = _world()
     sub = _create(subs, _body(scheduler, lifecycleNotificationUrl=None))
     with pytest.raises(GraphError) as caught:
-        subs.update(sub.id, {"lifecycleNotificationUrl": LIFECYCLE}, "app")
+        asyncio.run(subs.update(sub.id, {"lifecycleNotificationUrl": LIFECYCLE}, "app"))
     assert caught.value.status == 400
+
+
+def test_a_new_notification_url_must_pass_the_handshake() -> None:
+    """PATCH to a URL that fails validation is refused and changes nothing; one that passes is taken."""
+    moved = "http://127.0.0.1:7072/api/graph?code=other-key"
+    broken = "http://127.0.0.1:7073/api/graph"
+    subs, recorder, scheduler = _world(failing={broken})
+    sub = _create(subs, _body(scheduler, lifecycleNotificationUrl=None))
+    with pytest.raises(GraphError) as caught:
+        asyncio.run(subs.update(sub.id, {"notificationUrl": broken}, "app"))
+    kept = sub.notification_url
+    asyncio.run(subs.update(sub.id, {"notificationUrl": moved}, "app"))
+    assert (caught.value.status, kept) == (400, HOOK)
+    assert (recorder.validated, sub.notification_url) == ([HOOK, broken, moved], moved)
 
 
 def test_membership_changes_notify_with_members_delta() -> None:
@@ -233,7 +249,7 @@ def test_renewal_moves_expiry_and_lifecycle() -> None:
     subs, recorder, scheduler = _world()
     sub = _create(subs, _body(scheduler))
     renewed = (scheduler.clock.now() + timedelta(days=20)).isoformat()
-    subs.update(sub.id, {"expirationDateTime": renewed}, "app")
+    asyncio.run(subs.update(sub.id, {"expirationDateTime": renewed}, "app"))
     asyncio.run(advance(scheduler, timedelta(days=3), timedelta(hours=6)))
     assert [s.id for s in subs.list("app")] == [sub.id]
     assert [url for url, _ in recorder.sent] == []

@@ -155,3 +155,27 @@ def test_expiry_beyond_41760_minutes_is_refused(tenant: SandboxInfo) -> None:
         assert created.status_code == 400
 
     _run(tenant, scenario)
+
+
+def test_a_tenant_load_keeps_subscriptions_and_their_lifecycle_timers(tenant: SandboxInfo) -> None:
+    """After `POST {control}/tenant`, a subscription still gets reauthorizationRequired an hour before its
+    expiry, still notifies membership changes, and still expires on time."""
+
+    async def scenario(sandbox: Sandbox, hook: Receiver) -> None:
+        group_id, members = await sandbox.group_named(PILOTS)
+        created = (await sandbox.graph.post("/subscriptions", json=_subscription(hook, group_id))).json()
+        sub_url = f"/subscriptions/{created['id']}"
+        await sandbox.control_json("POST", "/tenant", await sandbox.control_json("GET", "/tenant"))
+        await sandbox.control_json("POST", f"/groups/{group_id}/members", {"remove": members[:1]})
+        await _wait_for(lambda: any("changeType" in n for n in hook.notifications()))
+        await sandbox.control_json(
+            "POST", "/clock/advance", {"seconds": 2 * 86400 - 1800, "max_step_seconds": 86400}
+        )
+        alive = await sandbox.graph.get(sub_url)
+        await sandbox.control_json("POST", "/clock/advance", {"seconds": 3600})
+        gone = await sandbox.graph.get(sub_url)
+        lifecycle = [n["lifecycleEvent"] for n in hook.notifications() if "lifecycleEvent" in n]
+        assert (alive.status_code, gone.status_code) == (200, 404)
+        assert lifecycle == ["reauthorizationRequired"]
+
+    _run(tenant, scenario)

@@ -35,11 +35,9 @@ def test_the_default_tenant_has_every_situation() -> None:
     assert any("usageLocation" not in u.props for u in tenant.users.values())
     assert any(u.props.get("accountEnabled") is False for u in tenant.users.values())
     assert any(s.capability_status == "Suspended" and s.holders for s in tenant.skus.values())
-    assert {
-        "MutuallyExclusiveViolation",
-        "DependencyViolation",
-        "ProhibitedInUsageLocationViolation",
-    } <= errors
+    assert {"MutuallyExclusiveViolation", "ProhibitedInUsageLocationViolation"} <= errors
+    archive = "ee02fd1b-340e-4a4b-b355-4a514e4c8943"
+    assert any((None, archive) in u.licenses and u.held_skus() - {archive} for u in tenant.users.values())
     assert any(g.dynamic for g in tenant.groups.values())
     assert any(g.mail_enabled_security for g in tenant.groups.values())
     assert any(m in tenant.groups for g in tenant.groups.values() for m in g.members)
@@ -69,15 +67,16 @@ def test_export_keeps_direct_licenses_and_group_assignments() -> None:
         lambda d: d["users"].append(dict(d["users"][0])),
         lambda d: d["groups"][0]["members"].append("nobody"),
         lambda d: d["users"][0]["assignedLicenses"].append({"skuId": "00000000-0000-0000-0000-000000000000"}),
+        lambda d: d["groups"][-1]["assignedLicenses"].pop(0),
     ],
-    ids=["no-tenant", "duplicate-user", "unknown-member", "unknown-sku"],
+    ids=["no-tenant", "duplicate-user", "unknown-member", "unknown-sku", "add-on-without-prerequisite"],
 )
 def test_invalid_tenant_files_are_refused(mutate: Any) -> None:
     """Broken documents raise TenantFileError with the reason."""
     doc = default_tenant()
     mutate(doc)
     with pytest.raises(TenantFileError):
-        load_tenant(doc)
+        SandboxState(doc)
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from seatkeeper.bootstrap import Services, close_services, get_services, install_services
+import pytest
+
+from seatkeeper.bootstrap import Services, build_services, close_services, get_services, install_services
+from seatkeeper.core.errors import ConfigurationError
 from seatkeeper.core.policy import Policy
 from seatkeeper.core.sensitive import Secret
 from seatkeeper.settings import CredentialKind, GraphSettings, Mode, Settings
 from tests.unit.graph_fakes import FakeGraph
 
 
-def _services(tmp_path: Path, closed: list[str]) -> Services:
-    settings = Settings(
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(
         mode=Mode.SANDBOX,
         graph=GraphSettings(
             tenant_id="t",
@@ -28,6 +31,10 @@ def _services(tmp_path: Path, closed: list[str]) -> Services:
         log_format="json",
         log_level="INFO",
     )
+
+
+def _services(tmp_path: Path, closed: list[str]) -> Services:
+    settings = _settings(tmp_path)
 
     async def close_first() -> None:
         closed.append("first")
@@ -67,3 +74,11 @@ def test_closing_twice_closes_once(tmp_path: Path) -> None:
         assert closed == ["second", "first"]
     finally:
         install_services(previous)
+
+
+def test_a_bad_policy_fails_before_any_adapter_is_built(tmp_path: Path) -> None:
+    """A start that fails on the policy opens no queue or state file (nothing to leak on every retry)."""
+    (tmp_path / "p.yaml").write_text("licensing_groups: [{id: not-a-guid}]\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"p\.yaml"):
+        build_services(_settings(tmp_path))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["p.yaml"]

@@ -308,3 +308,53 @@ def test_grant_report_names_every_permission_and_what_happened() -> None:
     for name in required_permissions(include_optional=False):
         assert f"granted      {name}" in text
     assert "extra        Directory.ReadWrite.All" in text
+
+
+def test_grant_through_the_project_graph_client_over_http() -> None:
+    """The grant works through the real GraphClient (paging, paths, writes) over an injected transport."""
+    import json as jsonlib
+
+    import httpx
+
+    from seatkeeper.adapters.graph.client import GraphClient
+
+    state = _fake({"Directory.ReadWrite.All"})
+    prefix = f"/v1.0/servicePrincipals/{MI_SP}/appRoleAssignments"
+
+    async def graph(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "GET" and "servicePrincipals(appId=" in path:
+            return httpx.Response(200, json=dict(await state.get(path.removeprefix("/v1.0"))))
+        if request.method == "GET" and path == prefix:
+            items = [
+                {"id": aid, "resourceId": GRAPH_SP, "appRoleId": rid}
+                for aid, rid in state.assignments.items()
+            ]
+            if request.url.params.get("page") != "2":  # two pages: the client must follow nextLink
+                return httpx.Response(
+                    200, json={"value": items[:0], "@odata.nextLink": f"https://graph.test{prefix}?page=2"}
+                )
+            return httpx.Response(200, json={"value": items})
+        if request.method == "POST" and path == prefix:
+            body = jsonlib.loads(request.content)
+            state.assignments[f"new-{body['appRoleId']}"] = body["appRoleId"]
+            return httpx.Response(201, json={"id": f"new-{body['appRoleId']}"})
+        if request.method == "DELETE" and path.startswith(prefix + "/"):
+            del state.assignments[path.rsplit("/", 1)[1]]
+            return httpx.Response(204)
+        return httpx.Response(404, json={"error": {"code": "Request_ResourceNotFound", "message": path}})
+
+    async def token() -> str:
+        return "test-token"
+
+    async def run() -> permissions.GrantReport:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(graph))
+        client = GraphClient(graph_url="https://graph.test/v1.0", http=http, token=token)
+        try:
+            return await grant(client, MI_SP, prune=True)
+        finally:
+            await client.aclose()
+
+    report = asyncio.run(run())
+    assert state.granted() == set(required_permissions(include_optional=False))
+    assert report.removed == ("Directory.ReadWrite.All",)

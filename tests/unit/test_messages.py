@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import seatkeeper.core
 from seatkeeper.core.errors import InvalidInput
 from seatkeeper.core.messages import (
     ALERTS,
@@ -119,6 +122,26 @@ def test_a_kind_cannot_be_registered_twice_differently(probe_kind: MessageKind) 
     """Registering the same name with another schema is a programming error."""
     with pytest.raises(ValueError, match="already registered"):
         register_kind(MessageKind(name="test.probe", queue=ALERTS, schema={}, description="other"))
+
+
+def _register_every_core_kind() -> None:
+    """Import every core module, so the registry holds every kind the service can send."""
+    for module in pkgutil.iter_modules(seatkeeper.core.__path__, "seatkeeper.core."):
+        importlib.import_module(module.name)
+
+
+def _documented_kinds() -> dict[str, str]:
+    """The `## Kinds` table of docs/messages.md: kind name → queue."""
+    table = DOCS.read_text(encoding="utf-8").split("## Kinds", 1)[1].split("\n\n", 2)[1]
+    cells = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| `")]
+    return {kind.strip().strip("`"): queue.strip().strip("`") for kind, queue in cells}
+
+
+def test_documented_and_registered_kinds_are_the_same() -> None:
+    """With every core module imported, the docs' table of kinds is the registry: names and queues."""
+    _register_every_core_kind()
+    registered = {name: kind.queue for name, kind in MESSAGE_KINDS.items() if name != PROBE.name}
+    assert _documented_kinds() == registered
 
 
 def test_every_registered_kind_is_documented() -> None:

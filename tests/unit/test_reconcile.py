@@ -18,6 +18,7 @@ from seatkeeper.core.license_messages import ADMIT_KIND, LICENSE_CHECK_KIND
 from seatkeeper.core.notifications import GROUP_CHANGED
 from seatkeeper.core.policy import Alerts, LicensingGroup, Policy, SeatHeadroom
 from seatkeeper.core.reasons import Reason
+from seatkeeper.core.seats import WaitlistEntry, WaitSource
 from tests.unit.graph_fakes import FakeGraph
 from tests.unit.sweep_fakes import MemoryStore, MovableClock, RecordingSender
 
@@ -250,3 +251,14 @@ async def test_processing_stuck_is_measured_from_its_first_sighting() -> None:
     later = await rig.sweep()
     assert first.findings == []
     assert [f.problem for f in later.findings] == [Problem.LICENSE_PROCESSING_STUCK]
+
+
+async def test_the_sweep_serves_the_waitlist_when_seats_are_free() -> None:
+    """A member waiting after CountViolation gets a seat reserved and leaves the waitlist on the sweep."""
+    rig = Rig()
+    entry = WaitlistEntry("u-9", GROUP, T0, WaitSource.COUNT_VIOLATION)
+    await rig.seats.join_waitlist(entry)
+    report = await rig.sweep()
+    assert report.waitlist_served == 1
+    assert await rig.seats.waitlist() == ()
+    assert [r.user_id for r in await rig.seats.reservations()] == ["u-9"]

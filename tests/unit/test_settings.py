@@ -202,7 +202,39 @@ def test_relative_policy_path_starts_at_the_app_root(ready_file: Path) -> None:
     problems = _problems(
         {"SEATKEEPER_SANDBOX_READY_FILE": str(ready_file), "SEATKEEPER_POLICY_FILE": "policies/nope.yaml"}
     )
-    assert problems == (f"SEATKEEPER_POLICY_FILE: no policy file at {APP_ROOT / 'policies/nope.yaml'}",)
+    assert problems == (
+        "SEATKEEPER_POLICY_FILE names policies/nope.yaml, which does not exist: copy policies/example.yaml "
+        "to policies/nope.yaml, fill in your licensing groups, check it with "
+        "`seatkeeper policy check policies/nope.yaml`, and deploy it with the app",
+    )
+
+
+def test_a_first_tenant_run_without_a_policy_file_says_what_to_copy(tmp_path: Path) -> None:
+    """The default policies/policy.yaml is not shipped: the error names the setting, example and check."""
+    if (APP_ROOT / "policies" / "policy.yaml").exists():
+        pytest.skip("this checkout holds its own policies/policy.yaml")
+    env = _tenant_env(tmp_path / "unused.yaml")
+    del env["SEATKEEPER_POLICY_FILE"]
+    (problem,) = _problems(env)
+    assert problem == (
+        "SEATKEEPER_POLICY_FILE is unset and its default policies/policy.yaml does not exist: copy "
+        "policies/example.yaml to policies/policy.yaml, fill in your licensing groups, check it with "
+        "`seatkeeper policy check policies/policy.yaml`, and deploy it with the app"
+    )
+    assert (APP_ROOT / "policies" / "example.yaml").is_file()
+
+
+def test_the_committed_example_copied_as_is_runs_on_the_sandbox(ready_file: Path, tmp_path: Path) -> None:
+    """local.settings.example.json copied to local.settings.json keeps sandbox mode and its default policy."""
+    local = tmp_path / "local.settings.json"
+    local.write_bytes((APP_ROOT / "local.settings.example.json").read_bytes())
+    values = {**local_settings_values(local), "SEATKEEPER_SANDBOX_READY_FILE": str(ready_file)}
+    settings = load_settings(values)
+    assert (settings.mode, settings.policy_file, settings.graph.graph_url) == (
+        Mode.SANDBOX,
+        APP_ROOT / "policies" / "sandbox.yaml",
+        "https://127.0.0.1:4443/v1.0",
+    )
 
 
 def test_no_secret_prints(ready_file: Path, policy_file: Path) -> None:
@@ -278,3 +310,10 @@ def test_state_table_uri_is_https_except_for_a_local_emulator(policy_file: Path)
         _tenant_env(policy_file, StateStorage__tableServiceUri="http://account.table.core.windows.net")
     )
     assert problems == ("StateStorage__tableServiceUri must be an https URL",)
+
+
+def test_the_committed_example_names_only_known_settings() -> None:
+    """Every Value of local.settings.example.json is a Seatkeeper setting or one of the Functions host's."""
+    functions_host = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"}
+    values = local_settings_values(APP_ROOT / "local.settings.example.json")
+    assert sorted(set(values) - set(SETTINGS) - functions_host) == []

@@ -91,6 +91,7 @@ async def test_past_the_deadline_the_license_is_stuck_and_alerted(world: World) 
 async def test_count_violation_waits_for_a_seat_in_order(world: World) -> None:
     """CountViolation: the member joins the waitlist from its add time, its reservation is released."""
     user = await admitted(world, 5, ("Error", "CountViolation"))
+    world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=10, consumed=10)
     world.clock.advance(timedelta(minutes=2))
     assert await check(world, user) == "error"
     assert [(e.user_id, e.since, e.source) for e in await world.seats.waitlist()] == [
@@ -177,11 +178,12 @@ async def test_a_leaver_frees_a_seat_for_the_first_pending_person(world: World) 
 
 async def test_a_member_in_count_violation_is_reprocessed_when_a_seat_is_bought(world: World) -> None:
     """Seats bought while a member waits in CountViolation: a seat is reserved and it is reprocessed."""
-    world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=11, consumed=10)
     user = await admitted(world, 14, ("Error", "CountViolation"))
+    world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=10, consumed=10)
     world.clock.advance(timedelta(minutes=2))
     await check(world, user)
-    world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=12, consumed=10)
+    assert [e.user_id for e in await world.seats.waitlist()] == [user]
+    world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=11, consumed=10)
     world.tenant.outcome[user] = ("Active", None)
     other = world.tenant.add_user(user_json(15))
     _, served = await verify_members(

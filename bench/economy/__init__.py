@@ -1,0 +1,1 @@
+"""Graph economy benchmark of the license gate (python -m bench.economy)."""

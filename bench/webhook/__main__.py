@@ -1,0 +1,222 @@
+"""Measure the Graph webhook with wrk: 10 notifications per request, next to a trivial route of the same host.
+
+`python -m bench.webhook [--duration 30] [--connections 200] [--threads 2]` seeds subscription records for
+the sandbox policy's licensing groups in a fresh state directory, starts `python -m seatkeeper serve` with
+`bench/webhook/app.py` (the service's webhook body and a trivial `ping` route; it starts its own sandbox
+tenant for the settings, though no Graph call happens in the request), and runs wrk against both routes in
+the same run. Every request carries 10 valid notifications with new sequence numbers, so each one is
+checked (clientState, constant time) and persisted to the embedded queue before its 202. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from seatkeeper.adapters.sqlite_state import EMBEDDED_STATE_FILE, SqliteStateStore
+from seatkeeper.core.client_state import derive_client_state
+from seatkeeper.core.sensitive import Secret
+from seatkeeper.core.subscription_plan import SubscriptionRecord
+from seatkeeper.core.subscription_records import SubscriptionRecords
+from seatkeeper.policy_file import load_policy
+from seatkeeper.settings import APP_ROOT
+from tests.e2e.host_process import RunningHost, start_host
+
+LUA = Path(__file__).with_name("post.lua")
+ITEMS = 10
+GOALS = {"notifications_per_second": 5000.0, "p99_ms": 500.0, "max_ms": 2900.0}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What one wrk run reports."""
+
+    label: str
+    requests_per_second: float
+    requests: int
+    non_2xx: int
+    socket_errors: str
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    def line(self, items: int) -> str:
+        """One printable line."""
+        return (
+            f"{self.label:<34} {self.requests_per_second:>8.0f} req/s "
+            f"{self.requests_per_second * items:>8.0f} "
+            f"notif/s  p50 {self.p50_ms:>7.2f} ms  p99 {self.p99_ms:>7.2f} ms  max {self.max_ms:>8.2f} ms  "
+            f"non-2xx {self.non_2xx}  {self.socket_errors}"
+        )
+
+
+def _ms(text: str) -> float:
+    number = float(re.sub(r"[a-z]+$", "", text))
+    unit = re.sub(r"^[\d.]+", "", text)
+    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(label: str, url: str, args: argparse.Namespace, env: dict[str, str], duration: int) -> WrkResult:
+    """Run wrk once and parse its summary."""
+    command = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    latency = re.search(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)", out, re.MULTILINE)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:[^\n]*", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
+    if rps is None or total is None or latency is None or p50 is None or p99 is None:
+        raise RuntimeError(f"could not read wrk's output:\n{out}")
+    try:
+        _ms(latency.group(3))
+    except (KeyError, ValueError) as error:
+        raise RuntimeError(f"could not read wrk's output:\n{out}") from error
+    return WrkResult(
+        label,
+        float(rps.group(1)),
+        int(total.group(1)),
+        int(non_2xx.group(1)) if non_2xx else 0,
+        errors.group(0) if errors else "no socket errors",
+        _ms(p50.group(1)),
+        _ms(p99.group(1)),
+        _ms(latency.group(3)),
+    )
+
+
+def seed(state_dir: Path, key: Secret) -> str:
+    """Subscription records for the sandbox policy's groups; returns the 10-item batch template."""
+    groups = [g.id.lower() for g in load_policy(APP_ROOT / "policies" / "sandbox.yaml").licensing_groups]
+    now = datetime.now(UTC)
+    records = [SubscriptionRecord(g, str(uuid.uuid4()), 1, now + timedelta(days=20), now) for g in groups]
+
+    async def save() -> None:
+        store = SqliteStateStore(state_dir / EMBEDDED_STATE_FILE)
+        try:
+            for record in records:
+                await SubscriptionRecords(store).save(record, replaces=None)
+        finally:
+            store.close()
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(save())
+    items = []
+    for index in range(ITEMS):
+        record = records[index % len(records)]
+        items.append(
+            {
+                "subscriptionId": record.subscription_id,
+                "subscriptionExpirationDateTime": record.expires_at.isoformat(),
+                "changeType": "updated",
+                "clientState": derive_client_state(key, record.group_id, 1).reveal(),
+                "tenantId": "00000000-0000-0000-0000-000000000000",
+                "resource": f"Groups/{record.group_id}",
+                "resourceData": {
+                    "@odata.type": "#Microsoft.Graph.Group",
+                    "@odata.id": f"Groups/{record.group_id}",
+                    "id": record.group_id,
+                    "organizationId": "00000000-0000-0000-0000-000000000000",
+                    "sequenceNumber": f"SEQ{index}",
+                },
+            }
+        )
+    return json.dumps({"value": items})
+
+
+def _template(raw: str) -> str:
+    """The batch as post.lua wants it: SEQ0..SEQ9 unquoted, so the numbers it puts there are JSON numbers."""
+    return re.sub(r'"(SEQ\d)"', r"\1", raw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print both routes' figures and whether the goals are met."""
+    parser = argparse.ArgumentParser(prog="python -m bench.webhook", description=__doc__)
+    parser.add_argument("--duration", type=int, default=30, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up before each run")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    key = Secret(secrets.token_urlsafe(32))
+    with tempfile.TemporaryDirectory(prefix="bench-webhook-") as workdir:
+        state_dir = Path(workdir) / "state"
+        body = seed(state_dir, key)
+        host: RunningHost = start_host(
+            state_dir,
+            app="bench.webhook.app:app",
+            args=(),
+            extra_env={"SEATKEEPER_CLIENT_STATE_KEY": key.reveal(), "SEATKEEPER_LOG_LEVEL": "WARNING"},
+        )
+        try:
+            code = str(host.keys["hostKeys"]["graph-webhook"])
+            env = {**os.environ, "BENCH_BODY": _template(body)}
+            targets = [
+                ("POST /api/ping (baseline)", f"{host.api_url}/ping?code={code}"),
+                ("POST /api/graph/notifications", f"{host.api_url}/graph/notifications?code={code}"),
+            ]
+            first = httpx.post(
+                targets[1][1],
+                content=_template(body).replace("SEQ", "1"),
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            )
+            if first.status_code != 202:
+                raise RuntimeError(f"the webhook answered {first.status_code}: {first.text}")
+            results = []
+            for label, url in targets:
+                if args.warmup:
+                    run_wrk(label, url, args, env, args.warmup)
+                results.append(run_wrk(label, url, args, env, args.duration))
+        finally:
+            host.stop()
+    load = os.getloadavg()[0]
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {ITEMS} notifications per request, "
+        f"http on 127.0.0.1, load average {load:.1f}"
+    )
+    for result in results:
+        print(result.line(ITEMS))
+    hook = results[-1]
+    met = (
+        hook.non_2xx == 0
+        and hook.requests_per_second * ITEMS >= GOALS["notifications_per_second"]
+        and hook.p99_ms < GOALS["p99_ms"]
+        and hook.max_ms < GOALS["max_ms"]
+    )
+    print(
+        f"webhook {'meets' if met else 'MISSES'} the goals: no non-2xx, p99 < 500 ms, max < 2.9 s, "
+        f">= 5,000 notifications/s"
+    )
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,460 @@
+"""Onboarding, the `hr-events` consumer: joiner, mover and leaver, per person in the order HR recorded them.
+
+Each event passes stages, each a message scheduled by the one before (business time): received → due (at
+the effective time) → find the account (joiners, until the deadline) → admit / plan removals → remove
+(after the settle time, behind the blast-radius guard) → verify (a mover's new license is Active before
+the old group is left; a leaver's seat came back, then the waitlist is served). A stage of an event that is
+no longer the person's newest does nothing: that is how a rescinded hire is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+from urllib.parse import quote
+
+import structlog
+
+from handlers.admission import Result, admit
+from handlers.hr_removals import RemovalBook
+from handlers.license_commands import LicenseDeps
+from handlers.tenant_reads import TenantReads
+from handlers.verification import serve_waiting
+from seatkeeper.core.errors import InvalidInput, NotFound
+from seatkeeper.core.hr_events import HrEvent, HrEventType, HrWork, Stage, hr_message, parse_work
+from seatkeeper.core.hr_ordering import Order, PersonRecord, is_current, order, record_for
+from seatkeeper.core.hr_rules import choose_group
+from seatkeeper.core.idempotency import IdempotencyRecord
+from seatkeeper.core.incidents import AlertSignal, Cause, Fact, IncidentKey, Scope, alert_message
+from seatkeeper.core.license_messages import AdmitRequest
+from seatkeeper.core.messages import HR_EVENTS, Message, validate
+from seatkeeper.core.people import Person
+from seatkeeper.core.person_mapping import PERSON_SELECT, person_from_entra, person_from_hr
+from seatkeeper.core.policy import Severity
+from seatkeeper.core.ports import StateStore
+from seatkeeper.core.removal_safety import SETTLE, PlannedRemoval, removal_refusal
+
+PEOPLE_TABLE: Final = "hrpeople"
+_RECORD_ROW: Final = "record"
+MAX_VERIFY_ATTEMPTS: Final = 36
+ACCOUNT_MISSING: Final = "hr.account_missing"
+MOVE_STUCK: Final = "hr.move_stuck"
+SEAT_NOT_RETURNED: Final = "hr.seat_not_returned"
+log = structlog.get_logger("seatkeeper.hr")
+
+
+class Step(StrEnum):
+    """What onboarding did with one message (logged, and returned for tests)."""
+
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    SUPERSEDED = "superseded"
+    SCHEDULED = "scheduled"
+    WAITING_FOR_ACCOUNT = "waiting_for_account"
+    ACCOUNT_MISSING = "account_missing"
+    NO_GROUP = "no_group"
+    ADMITTED = "admitted"
+    UNCHANGED = "unchanged"
+    MOVING = "moving"
+    MOVE_STUCK = "move_stuck"
+    REMOVALS_PLANNED = "removals_planned"
+    NOTHING_TO_REMOVE = "nothing_to_remove"
+    REMOVED = "removed"
+    HELD = "held"
+    SEAT_RETURNED = "seat_returned"
+    WAITING = "waiting"
+
+
+@dataclass(frozen=True)
+class Handled:
+    """The outcome of one `hr-events` message: the step taken, and the admission result if any."""
+
+    step: Step
+    result: Result | None = None
+    group_id: str | None = None
+
+
+@dataclass
+class OnboardingDeps:
+    """The license handlers' dependencies plus the state store for person records and removals."""
+
+    license: LicenseDeps
+    state: StateStore
+
+
+class _Run:
+    """One message's work: the deps, the event and the ids of what it sends."""
+
+    def __init__(self, deps: OnboardingDeps, work: HrWork, message: Message) -> None:
+        self.deps = deps
+        self.work = work
+        self.event: HrEvent = work.event
+        self.message = message
+        self.ld = deps.license
+        self.now = self.ld.clock.now()
+        self.removals = RemovalBook(deps.state)
+
+    async def next(self, stage: Stage, at: datetime, *, attempt: int = 0) -> None:
+        """Schedule the event's next stage (a new message id per stage and attempt)."""
+        work = HrWork(self.event, stage, attempt, self.work.callback)
+        await self.ld.sender.send([hr_message(work, correlation_id=self.message.correlation_id, due_at=at)])
+
+    async def alert(self, problem: str, cause: Cause, title: str, reason: str, remediation: str) -> None:
+        """An incident about this person (subject: the employeeId)."""
+        person = self.event.person
+        signal = AlertSignal(
+            key=IncidentKey(Scope.USER, person.employee_id, problem),
+            cause=cause,
+            severity=Severity.WARNING,
+            title=title,
+            reason=reason,
+            remediation=remediation,
+            subject_label=person.user_principal_name or person.employee_id,
+            observed_at=self.now,
+            evidence=(Fact("Employee id", person.employee_id), Fact("HR event", self.event.id)),
+            user_id=person.object_id,
+            user_principal_name=person.user_principal_name,
+        )
+        await self.ld.sender.send(
+            [alert_message(signal, correlation_id=self.message.correlation_id, version=self.message.version)]
+        )
+
+    async def resume(self, completed: bool) -> None:
+        """Tell the Lifecycle Workflow the decision (only for events that came from one)."""
+        if self.work.callback is None:
+            return
+        status = "Completed" if completed else "Failed"
+        body = {
+            "data": {"operationStatus": status},
+            "source": "urn:seatkeeper:onboarding",
+            "type": "lifecycleEvent",
+        }
+        await self.ld.graph.send("POST", self.work.callback, body, idempotent=True)
+        log.info("hr.workflow_resumed", event_id=self.event.id, status=status)
+
+    async def find(self) -> Person | None:
+        """The Entra user of the event's person: by object id, else UPN, else employeeId."""
+        person = self.event.person
+        for key in (person.object_id, person.user_principal_name):
+            if key:
+                try:
+                    body = await self.ld.graph.get(
+                        f"/users/{quote(key, safe='@')}", params={"$select": ",".join(PERSON_SELECT)}
+                    )
+                except NotFound:
+                    continue
+                return person_from_entra(body)
+        escaped = person.employee_id.replace("'", "''")
+        body = await self.ld.graph.get(
+            "/users",
+            params={"$filter": f"employeeId eq '{escaped}'", "$select": ",".join(PERSON_SELECT)},
+        )
+        found = body.get("value", [])
+        if isinstance(found, list) and len(found) == 1:
+            return person_from_entra(found[0])
+        if isinstance(found, list) and len(found) > 1:
+            log.warning("hr.account_ambiguous", employee_id=person.employee_id, matches=len(found))
+        return None
+
+
+async def _record(state: StateStore, employee_id: str) -> PersonRecord | None:
+    entity = await state.get(PEOPLE_TABLE, employee_id, _RECORD_ROW)
+    return PersonRecord.from_data(employee_id, entity.data) if entity is not None else None
+
+
+def _copilot_groups(person: Person, ld: LicenseDeps) -> dict[str, bool]:
+    """The policy's licensing groups the person holds a Copilot assignment through (id -> active)."""
+    held: dict[str, bool] = {}
+    for group in ld.policy.licensing_groups:
+        skus = frozenset(s.lower() for s in group.copilot_sku_ids)
+        for assignment in person.assignments_for(skus):
+            if assignment.assigned_by_group == group.id.lower():
+                held[group.id.lower()] = held.get(group.id.lower(), False) or assignment.is_active
+    return held
+
+
+async def handle_hr_message(
+    body: bytes, deps: OnboardingDeps, *, message_id: str, idempotency: IdempotencyRecord
+) -> Handled:
+    """Handle one message of the `hr-events` queue (run once per message id)."""
+    try:
+        message = Message.from_body(HR_EVENTS, body, message_id=message_id)
+        validate(message)
+        work = parse_work(message)
+    except InvalidInput as error:
+        log.warning("hr.message_invalid", message_id=message_id, problems=list(error.errors))
+        return Handled(Step.INVALID)
+
+    async def run() -> Handled:
+        return await handle_work(work, message, deps)
+
+    ran, outcome = await idempotency.run_once(
+        HR_EVENTS,
+        message_id or message.message_id,
+        kind=message.kind,
+        now=deps.license.clock.now(),
+        handler=run,
+    )
+    if not ran or outcome is None:
+        log.info("hr.message_duplicate", message_id=message_id)
+        return Handled(Step.DUPLICATE)
+    return outcome
+
+
+async def handle_work(work: HrWork, message: Message, deps: OnboardingDeps) -> Handled:
+    """Order the event against the person's record, then carry out its stage."""
+    run = _Run(deps, work, message)
+    event = work.event
+    employee = event.person.employee_id
+    record = await _record(deps.state, employee)
+    if work.stage is Stage.RECEIVED:
+        verdict = order(record, event)
+        if verdict is not Order.APPLY:
+            step = Step.DUPLICATE if verdict is Order.DUPLICATE else Step.STALE
+            log.info("hr.event_ignored", employee_id=employee, event_id=event.id, why=verdict.value)
+            if verdict is Order.STALE:
+                await run.resume(completed=True)
+            return Handled(step)
+        record = record_for(event, record, run.now)
+        await deps.state.upsert(PEOPLE_TABLE, employee, _RECORD_ROW, record.to_data())
+        act_at = event.effective_at
+        if event.type is HrEventType.JOINER:
+            act_at -= timedelta(days=run.ld.policy.hr.hire_lead_days)
+        if act_at > run.now:
+            await run.next(Stage.DUE, act_at)
+            log.info("hr.event_scheduled", employee_id=employee, event_id=event.id, at=act_at.isoformat())
+            return Handled(Step.SCHEDULED)
+    elif not is_current(record, event):
+        log.info("hr.event_superseded", employee_id=employee, event_id=event.id, stage=work.stage.value)
+        return Handled(Step.SUPERSEDED)
+    assert record is not None  # noqa: S101 - both branches above leave a record (mypy cannot see it)
+    handled = await _act(run, record)
+    log.info(
+        "hr.event_handled",
+        employee_id=employee,
+        event_id=event.id,
+        type=event.type.value,
+        stage=work.stage.value,
+        step=handled.step.value,
+        result=handled.result.value if handled.result else None,
+        group_id=handled.group_id,
+    )
+    return handled
+
+
+async def _act(run: _Run, record: PersonRecord) -> Handled:
+    stage, kind = run.work.stage, run.event.type
+    if stage is Stage.REMOVE:
+        return await _remove(run)
+    if stage is Stage.VERIFY:
+        return await (_verify_move(run) if kind is HrEventType.MOVER else _verify_leave(run))
+    if kind is HrEventType.LEAVER:
+        return await _leaver(run)
+    entra = await run.find()
+    if entra is None:
+        return await _wait_for_account(run, record)
+    if run.work.stage is Stage.FIND_USER and run.work.attempt > 0:
+        await run.alert(
+            ACCOUNT_MISSING,
+            Cause.GONE,
+            "HR person found in Entra",
+            "The account HR's event was waiting for exists now.",
+            "Nothing to do.",
+        )
+    person = person_from_hr(run.event.person, entra)
+    if kind is HrEventType.JOINER:
+        return await _joiner(run, person)
+    return await _mover(run, person)
+
+
+async def _wait_for_account(run: _Run, record: PersonRecord) -> Handled:
+    hr = run.ld.policy.hr
+    if run.now - record.first_seen < hr.user_wait:
+        await run.next(Stage.FIND_USER, run.now + hr.user_recheck, attempt=run.work.attempt + 1)
+        return Handled(Step.WAITING_FOR_ACCOUNT)
+    hours = int(hr.user_wait.total_seconds() // 3600)
+    await run.alert(
+        ACCOUNT_MISSING,
+        Cause.PRESENT,
+        "HR person has no Entra account",
+        f"HR sent a {run.event.type.value} event, but no Entra user with this object id, UPN or employeeId "
+        f"appeared within {hours} hours.",
+        "Create the account (or fix the employeeId / UPN in HR or Entra), then resend the HR event.",
+    )
+    await run.resume(completed=False)
+    return Handled(Step.ACCOUNT_MISSING)
+
+
+@dataclass
+class _MovingReads(TenantReads):
+    """The tenant as the gate sees it for a mover: as if the move had happened, so the Copilot license
+    held through the old group does not read as "already licensed" (one SKU is one seat either way)."""
+
+    leaving: frozenset[str] = frozenset()
+
+    async def people(self, users: Sequence[str]) -> dict[str, Person | None]:
+        found = await super().people(users)
+        return {
+            key: replace(
+                person,
+                license_assignments=tuple(
+                    a for a in person.license_assignments if a.assigned_by_group not in self.leaving
+                ),
+            )
+            if person is not None
+            else None
+            for key, person in found.items()
+        }
+
+
+async def _admit(
+    run: _Run, person: Person, group_id: str, rule: str | None, *, leaving: Sequence[str] = ()
+) -> Result:
+    ld = run.ld
+    if leaving:
+        reads = _MovingReads(ld.graph, ld.clock, leaving=frozenset(g.lower() for g in leaving))
+        ld = replace(ld, reads=reads)
+    request = AdmitRequest(
+        person.id,
+        group_id,
+        f"HR {run.event.type.value} (rule {rule})",
+        f"hr:{run.event.source}"[:256],
+        hr_country=person.hr_country,
+    )
+    [admission] = await admit(
+        [request], ld, correlation_id=run.message.correlation_id, version=run.message.version
+    )
+    return admission.result
+
+
+async def _joiner(run: _Run, person: Person) -> Handled:
+    choice = choose_group(run.ld.policy.hr_rules, person)
+    if choice.group_id is None:
+        await run.resume(completed=True)
+        return Handled(Step.NO_GROUP)
+    result = await _admit(run, person, choice.group_id, choice.rule)
+    await run.resume(completed=result not in (Result.NOT_FOUND, Result.REFUSED))
+    return Handled(Step.ADMITTED, result, choice.group_id)
+
+
+async def _mover(run: _Run, person: Person) -> Handled:
+    """New group first; the old ones are left only once the new license is Active (no gap)."""
+    choice = choose_group(run.ld.policy.hr_rules, person)
+    current = _copilot_groups(person, run.ld)
+    old = [g for g in current if g != choice.group_id]
+    if choice.group_id is not None and choice.group_id not in current:
+        result = await _admit(run, person, choice.group_id, choice.rule, leaving=old)
+        if old:
+            await run.next(Stage.VERIFY, run.now + run.ld.policy.hr.move_recheck, attempt=1)
+        return Handled(Step.MOVING if old else Step.ADMITTED, result, choice.group_id)
+    if not old:
+        return Handled(Step.UNCHANGED, group_id=choice.group_id)
+    if choice.group_id is not None and not current.get(choice.group_id, False):
+        await run.next(Stage.VERIFY, run.now + run.ld.policy.hr.move_recheck, attempt=1)
+        return Handled(Step.MOVING, group_id=choice.group_id)
+    return await _plan(run, person, old, why=f"HR mover ({choice.rule or 'no rule'})")
+
+
+async def _plan(run: _Run, person: Person, group_ids: list[str], *, why: str) -> Handled:
+    """Plan the removals removal safety allows; they are carried out after the settle time."""
+    planned = 0
+    for group_id in group_ids:
+        try:
+            snapshot = await run.ld.reads.group(group_id)
+        except NotFound:
+            continue
+        added = await run.ld.seats.addition(person.id, group_id) is not None
+        refused = removal_refusal(
+            run.ld.policy,
+            user_id=person.id,
+            user_principal_name=person.user_principal_name,
+            group=snapshot,
+            added_by_seatkeeper=added,
+        )
+        if refused is not None:
+            log.warning("hr.removal_refused", user_id=person.id, group_id=group_id, why=refused.value)
+            continue
+        await run.removals.plan(
+            PlannedRemoval(person.id, group_id, run.event.person.employee_id, why, run.now)
+        )
+        planned += 1
+    if not planned:
+        return Handled(Step.NOTHING_TO_REMOVE)
+    await run.next(Stage.REMOVE, run.now + SETTLE)
+    return Handled(Step.REMOVALS_PLANNED)
+
+
+async def _leaver(run: _Run) -> Handled:
+    """At the effective time: leave every Copilot group Seatkeeper may write; stop waiting for seats."""
+    entra = await run.find()
+    if entra is None:
+        await run.resume(completed=True)
+        return Handled(Step.NOTHING_TO_REMOVE)
+    groups = [g.id.lower() for g in run.ld.policy.licensing_groups]
+    for group_id in groups:
+        await run.ld.seats.clear_pending(entra.id, group_id)
+        await run.ld.seats.leave_waitlist(entra.id, group_id)
+    held = set(_copilot_groups(entra, run.ld))
+    ours = {g for g in groups if await run.ld.seats.addition(entra.id, g) is not None}
+    handled = await _plan(run, entra, sorted(held | ours), why="HR leaver")
+    await run.resume(completed=True)
+    return handled
+
+
+async def _remove(run: _Run) -> Handled:
+    planned = await run.removals.planned_for(run.event.person.employee_id)
+    carried = await run.removals.carry_out(
+        planned, run.ld, correlation_id=run.message.correlation_id, version=run.message.version
+    )
+    if carried.held:
+        return Handled(Step.HELD)
+    await run.next(Stage.VERIFY, run.now + run.ld.policy.hr.move_recheck, attempt=1)
+    return Handled(Step.REMOVED)
+
+
+async def _verify_move(run: _Run) -> Handled:
+    entra = await run.find()
+    if entra is None:
+        return Handled(Step.ACCOUNT_MISSING)
+    person = person_from_hr(run.event.person, entra)
+    choice = choose_group(run.ld.policy.hr_rules, person)
+    current = _copilot_groups(person, run.ld)
+    if choice.group_id is not None and current.get(choice.group_id, False):
+        old = [g for g in current if g != choice.group_id]
+        return (
+            await _plan(run, person, old, why=f"HR mover ({choice.rule})") if old else Handled(Step.UNCHANGED)
+        )
+    if run.work.attempt < MAX_VERIFY_ATTEMPTS:
+        await run.next(Stage.VERIFY, run.now + run.ld.policy.hr.move_recheck, attempt=run.work.attempt + 1)
+        return Handled(Step.WAITING, group_id=choice.group_id)
+    await run.alert(
+        MOVE_STUCK,
+        Cause.PRESENT,
+        "Moved person's new Copilot license is not active",
+        "The person was admitted to the new group but its license never became Active; the old group "
+        "was kept so that Copilot does not stop.",
+        "Look at the person's pending reasons (`seatkeeper pending`) and the new group's license errors.",
+    )
+    return Handled(Step.MOVE_STUCK, group_id=choice.group_id)
+
+
+async def _verify_leave(run: _Run) -> Handled:
+    entra = await run.find()
+    if entra is None or not _copilot_groups(entra, run.ld):
+        await serve_waiting(run.ld, correlation_id=run.message.correlation_id, version=run.message.version)
+        return Handled(Step.SEAT_RETURNED)
+    if run.work.attempt < MAX_VERIFY_ATTEMPTS:
+        await run.next(Stage.VERIFY, run.now + run.ld.policy.hr.move_recheck, attempt=run.work.attempt + 1)
+        return Handled(Step.WAITING)
+    await run.alert(
+        SEAT_NOT_RETURNED,
+        Cause.PRESENT,
+        "A leaver still holds a Copilot license",
+        "The person left every Copilot group Seatkeeper may write, yet still holds a Copilot assignment.",
+        "Check for a direct assignment or a group Seatkeeper does not manage, and remove it.",
+    )
+    return Handled(Step.WAITING)
