@@ -230,6 +230,8 @@ async def handle_work(work: HrWork, message: Message, deps: OnboardingDeps) -> H
             return Handled(Step.SCHEDULED)
     elif not is_current(record, event):
         log.info("hr.event_superseded", employee_id=employee, event_id=event.id, stage=work.stage.value)
+        if work.stage in (Stage.DUE, Stage.FIND_USER):
+            await run.resume(completed=True)  # undecided until now: nothing is left to do for it
         return Handled(Step.SUPERSEDED)
     assert record is not None  # noqa: S101 - both branches above leave a record (mypy cannot see it)
     handled = await _act(run, record)
@@ -298,17 +300,14 @@ class _MovingReads(TenantReads):
 
     async def people(self, users: Sequence[str]) -> dict[str, Person | None]:
         found = await super().people(users)
-        return {
-            key: replace(
-                person,
-                license_assignments=tuple(
-                    a for a in person.license_assignments if a.assigned_by_group not in self.leaving
-                ),
-            )
-            if person is not None
-            else None
-            for key, person in found.items()
-        }
+        return {key: self._moved(person) if person else None for key, person in found.items()}
+
+    def _moved(self, person: Person) -> Person:
+        kept = tuple(a for a in person.license_assignments if a.assigned_by_group not in self.leaving)
+        dropped = {a.sku_id for a in person.license_assignments} - {a.sku_id for a in kept}
+        # `assignedLicenses` lists group-inherited SKUs too: those held only through the old group go.
+        licenses = tuple(lic for lic in person.assigned_licenses if lic.sku_id not in dropped)
+        return replace(person, license_assignments=kept, assigned_licenses=licenses)
 
 
 async def _admit(

@@ -31,5 +31,9 @@ def client_state_matches(presented: object, key: Secret, group_id: str, generati
     """Constant-time check of a presented clientState against the one derived for the subscription."""
     if not isinstance(presented, str) or len(presented) > MAX_CLIENT_STATE:
         return False
-    expected = derive_client_state(key, group_id, generation).reveal()
-    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+    return hmac.compare_digest(presented.encode("utf-8"), _expected(key, group_id, generation))
+
+
+@functools.lru_cache(maxsize=4096)
+def _expected(key: Secret, group_id: str, generation: int) -> bytes:
+    return derive_client_state(key, group_id, generation).reveal().encode("utf-8")

@@ -75,7 +75,11 @@ def build_app(
         if not keys.allows(function.auth_level, _presented_key(request), function.name):
             log.info("localhost.http_unauthorized", function=function.name)
             return web.Response(status=401)
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.RequestPayloadError:  # e.g. Content-Encoding: gzip over bytes that are not gzip
+            log.info("localhost.http_body_undecodable", function=function.name)
+            return web.Response(status=400, text="the request body could not be decoded")
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             headers[name] = f"{headers[name]}, {value}" if name in headers else value

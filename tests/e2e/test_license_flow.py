@@ -37,6 +37,9 @@ BASE_SKUS = {
     "66b55226-6b4f-492c-910c-a3b7a3c9d993",  # SPE_F1 (Microsoft 365 F3)
 }
 E3_GROUP = "154010b5-adea-4e14-bd4a-a4ce35a62ccf"
+SPE_F1 = "66b55226-6b4f-492c-910c-a3b7a3c9d993"
+COPILOT_PLAN = "3f30311c-6b1e-48a4-ab79-725b469da960"  # M365_COPILOT_BUSINESS_CHAT
+EXCHANGE_DESKLESS = "4a82b400-a79f-41a4-b4e2-e94f5787b113"  # in SPE_F1 only
 
 
 @dataclasses.dataclass
@@ -219,9 +222,10 @@ def test_admission_race_verification_and_waitlist(scene: Scene) -> None:
     assert [u for u in waiting[1:] if u in members] == []
 
 
-def test_a_license_error_reaches_an_admin_and_can_be_reprocessed(scene: Scene) -> None:
+def test_license_errors_reach_an_admin_and_can_be_reprocessed(scene: Scene) -> None:
     """A member in a location where Copilot is not sold: classified, an admin is told (Teams), and
-    `seatkeeper reprocess` reprocesses it by group and by user."""
+    `seatkeeper reprocess` reprocesses it by group and by user; conflicting plans are alerted with their
+    own remediation."""
     doc = scene.control.get("tenant").json()
     russian = next(u for u in doc["users"] if u.get("usageLocation") == "RU")
     added = (scene.now() - timedelta(hours=1)).astimezone(UTC)
@@ -238,6 +242,39 @@ def test_a_license_error_reaches_an_admin_and_can_be_reprocessed(scene: Scene) -
     assert russian["id"] in json.loads(done.stdout.splitlines()[-1])["reprocessed"]
     one = scene.cli("reprocess", russian["userPrincipalName"])
     assert (one.returncode, one.stdout.strip()) == (0, "reprocessed 1 user(s)")
+
+    # Conflicting plans, as the tenant's rules make them: alerted with the catalogue's remediation and the
+    # plans Seatkeeper infers (labelled inferred); a member without the conflicting plan is unaffected.
+    doc["servicePlanConflicts"].append([COPILOT_PLAN, EXCHANGE_DESKLESS])
+    loaded = scene.control.post("tenant", json=doc)
+    assert loaded.status_code == 200, loaded.text
+    eligible, _ = candidates(doc)
+    by_id = {u["id"]: u for u in doc["users"]}
+    e3_user = next(u for u in eligible if not by_id[u["id"]].get("assignedLicenses"))
+    f3_user = next(u for u in eligible if {lic["skuId"] for lic in u["assignedLicenses"]} == {SPE_F1})
+    send(
+        scene,
+        *(
+            admit_message(
+                AdmitRequest(u["id"], AMERICAS, "wave 3", "rollout"), request_id="w3", correlation_id="e2e"
+            )
+            for u in (e3_user, f3_user)
+        ),
+    )
+    scene.idle()
+    scene.advance(180)
+    conflicts = json.dumps(
+        [
+            p
+            for p in scene.control.get("teams").json()["value"]
+            if "Conflicting service plans" in json.dumps(p)
+        ]
+    )
+    assert f3_user["userPrincipalName"] in conflicts
+    assert "inferred" in conflicts
+    assert e3_user["userPrincipalName"] not in conflicts
+    states = scene.graph.get(f"users/{e3_user['id']}", params={"$select": "licenseAssignmentStates"}).json()
+    assert [s["state"] for s in states["licenseAssignmentStates"] if s["skuId"] == COPILOT] == ["Active"]
 
 
 def test_count_violation_waits_and_is_served_when_a_seat_is_bought(scene: Scene) -> None:

@@ -172,3 +172,10 @@ def test_lifecycle_events_are_queued_for_the_subscription_group_unknown_ones_onl
         "reauthorizationRequired",
     )
     assert any(e["event"] == "graph.lifecycle_event_unknown" for e in logs)
+
+
+def test_a_clean_delivery_logs_its_summary_at_debug_level_only(hook: Webhook) -> None:
+    """The hot path stays quiet: nothing at info or above when every item was accepted."""
+    with capture_logs() as logs:
+        assert hook.post({"value": [item(), item()]}).status == 202
+    assert [(e["event"], e["log_level"]) for e in logs] == [("graph.notifications_received", "debug")]

@@ -66,6 +66,17 @@ class HrTenant(Tenant):
             return None
         return await super().send(method, path, body, idempotent=idempotent)
 
+    def set_license(self, user: str, state: str, error: str | None = None, group: str = GROUP) -> None:
+        """As Graph shows it, a group-inherited license is listed in `assignedLicenses` too."""
+        super().set_license(user, state, error, group)
+        self._sync_assigned(user)
+
+    def _sync_assigned(self, user: str) -> None:
+        data = self.users[user]
+        held = any(s["skuId"] == COPILOT for s in data["licenseAssignmentStates"])
+        others = [lic for lic in data["assignedLicenses"] if lic["skuId"] != COPILOT]
+        data["assignedLicenses"] = others + ([{"skuId": COPILOT, "disabledPlans": []}] if held else [])
+
     def _copilot(self) -> dict[str, Any]:
         return next(s for s in self.skus if s["skuId"] == COPILOT)
 
@@ -84,6 +95,7 @@ class HrTenant(Tenant):
                 s for s in data["licenseAssignmentStates"] if s.get("assignedByGroup") != group_id
             ]
             self._copilot()["consumedUnits"] -= before - len(data["licenseAssignmentStates"])
+            self._sync_assigned(user_id)
         return removed
 
     def member_of(self, user: str) -> list[str]:

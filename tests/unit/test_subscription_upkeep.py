@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from handlers.subscription_upkeep import SubscriptionTarget, UpkeepDeps, run_upkeep
+from seatkeeper.cli.subscriptions import status_rows
 from seatkeeper.core.client_state import client_state_matches
 from seatkeeper.core.errors import Forbidden
 from seatkeeper.core.notifications import GROUP_CHANGED
@@ -152,3 +153,19 @@ def test_a_refused_creation_is_reported_and_alerted_without_stopping_upkeep() ->
         "subscription.quota_exceeded",
         "subscription.unhealthy",
     ]
+
+
+def test_the_cli_status_names_each_groups_health_and_what_upkeep_would_delete() -> None:
+    """Healthy, renewal due, lost, missing by quota, and a leftover subscription, one row each."""
+    records = {"ok": record("ok", "s1"), "old": record("old", "s2"), "lost": record("lost", "s3")}
+    subs = [listed("ok", "s1"), listed("old", "s2", days_left=3), listed("gone", "s9")]
+    plan = plan_upkeep(["ok", "old", "lost", "new"], records, subs, T0, notification_url=URL, quota_limit=3)
+    rows = status_rows(plan, records, ["ok", "old", "lost", "new"], {"ok": "Copilot OK"})
+    assert [(r["group_id"], r["status"]) for r in rows] == [
+        ("ok", "healthy"),
+        ("old", "renewal due"),
+        ("lost", "lost: will be recreated"),
+        ("new", "missing: quota of Graph subscriptions reached"),
+        ("gone", "to delete (left_policy)"),
+    ]
+    assert rows[0]["group"] == "Copilot OK"
