@@ -22,7 +22,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 # Options of `seatkeeper serve` (`.venv/bin/seatkeeper serve --help`), e.g. make run SERVE_ARGS="--port 7072".
 SERVE_ARGS ?=
-run: install
+run: $(STAMP)
 	$(BIN)/python -m seatkeeper serve $(SERVE_ARGS)
 
 lint: $(STAMP)

@@ -17,7 +17,7 @@ import structlog
 
 from handlers.graph_lifecycle import handle_lifecycle
 from handlers.subscription_upkeep import UpkeepDeps
-from seatkeeper.core.errors import InvalidInput, Rejected, Unavailable
+from seatkeeper.core.errors import InvalidInput, PermanentError, Rejected, Unavailable
 from seatkeeper.core.graph_port import GraphPort
 from seatkeeper.core.member_changes import (
     DetectedBy,
@@ -147,19 +147,26 @@ async def handle_message(
     if group_id not in deps.licensing_groups:
         _log.warning("group.not_licensing_group", group_id=group_id, kind=message.kind)
         return None
-    if message.kind == SUBSCRIPTION_LIFECYCLE.name:
-        if deps.upkeep is None:
-            raise RuntimeError("lifecycle events need the upkeep dependencies")
-        await handle_lifecycle(
-            group_id,
-            str(message.payload["subscription_id"]),
-            str(message.payload["lifecycle_event"]),
-            deps.upkeep,
-        )
-    elif message.kind != GROUP_CHANGED.name:
+    if message.kind not in (GROUP_CHANGED.name, SUBSCRIPTION_LIFECYCLE.name):
         _log.error("group.message_kind_unexpected", kind=message.kind)
         return None
-    return await catch_up(group_id, deps, correlation_id=message.correlation_id)
+    try:
+        if message.kind == SUBSCRIPTION_LIFECYCLE.name:
+            if deps.upkeep is None:
+                raise RuntimeError("lifecycle events need the upkeep dependencies")
+            await handle_lifecycle(
+                group_id,
+                str(message.payload["subscription_id"]),
+                str(message.payload["lifecycle_event"]),
+                deps.upkeep,
+            )
+        return await catch_up(group_id, deps, correlation_id=message.correlation_id)
+    except PermanentError as error:
+        # Retrying will not help (a permission, a refused request): complete, and let reconciliation retry.
+        _log.error(
+            "group.catch_up_failed", group_id=group_id, error=type(error).__name__, reason=str(error)[:300]
+        )
+        return None
 
 
 def reconciliation_messages(group_ids: Iterable[str], tick: str, correlation_id: str) -> list[Message]:

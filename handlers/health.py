@@ -100,5 +100,7 @@ async def _probe(name: str, check: Callable[[], Awaitable[None]]) -> Check:
     try:
         await check()
     except (SeatkeeperError, OSError) as error:
+        # The body names the kind only; the log keeps the adapter's reason (e.g. the role to grant).
+        _log.warning("health.check_failed", check=name, error=type(error).__name__, reason=str(error))
         return Check(name, ok=False, detail=type(error).__name__)
     return Check(name, ok=True)

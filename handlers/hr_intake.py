@@ -162,7 +162,7 @@ async def receive(  # noqa: PLR0911 - one return per documented answer reads bes
         return _refuse(401, problem)
     try:
         raw = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
         return _refuse(400, "the body is not JSON")
     batch = media == BATCH_CONTENT_TYPE
     if batch:

@@ -170,7 +170,7 @@ class UnitOfWork:
         check = LicenseCheck(
             recheck.user_id,
             recheck.group_id,
-            Change.RECHECK,
+            Change.REMOVED if recheck.removed else Change.RECHECK,
             recheck.added_at,
             recheck.reprocesses,
             source="recheck",

@@ -21,11 +21,12 @@ from seatkeeper.core.messages import Message
 from seatkeeper.core.reasons import Reason
 from seatkeeper.core.seats import ReleaseReason, WaitSource, serve_waitlist
 from seatkeeper.core.skus import SkuCatalogue
-from seatkeeper.core.verification import next_check_at, verify
+from seatkeeper.core.verification import Status, next_check_at, verify, verify_removal
 
 log = structlog.get_logger("seatkeeper.license")
 
 WAITLIST_REASON = "a seat became free (waitlist)"
+SEAT_BACK = "The member left the group; its seat is free again."
 SEATKEEPER = "seatkeeper"
 
 
@@ -59,11 +60,30 @@ async def verify_members(
     # A leaver's seat shows in consumedUnits only in a fresh snapshot.
     catalogue = await deps.reads.catalogue(fresh=bool(removed))
     results: list[Checked] = []
-    freed = bool(removed)
+    freed = False
+    people = await deps.reads.people([c.user_id for c in checks]) if checks else {}
     for check in removed:
         await _forget(deps, check.user_id, check.group_id, ReleaseReason.CANCELLED)
-        results.append(Checked(check, "removed", (), "The member left the group; its seat is free again."))
-    people = await deps.reads.people([c.user_id for c in present]) if present else {}
+        leaver = people.get(check.user_id)
+        licensing = deps.policy.group(check.group_id)
+        if leaver is None or licensing is None:
+            freed = True
+            results.append(Checked(check, "removed", (), SEAT_BACK))
+            continue
+        verdict = verify_removal(
+            leaver,
+            group=licensing,
+            policy=deps.policy,
+            catalogue=catalogue,
+            removed_at=check.added_at or now,
+            now=now,
+        )
+        snapshot = GroupSnapshot(licensing.id, licensing.display_name)
+        await unit.perform(verdict.commands, person=leaver, group=snapshot, catalogue=catalogue, now=now)
+        # A seat kept by DependencyViolation is still consumed: nothing to hand out.
+        freed = freed or verdict.status is Status.REMOVED
+        error = verdict.raw_error or (verdict.error.value if verdict.error is not None else None)
+        results.append(Checked(check, verdict.status.value, verdict.reasons, verdict.summary, error))
     for check in present:
         licensing = deps.policy.group(check.group_id)
         person = people.get(check.user_id)

@@ -198,13 +198,13 @@ def register(router: Router, state: SandboxState, graph_url: str) -> None:  # no
         return GraphResponse(200, body)
 
     def refuse_member_writes(group: Group) -> None:
-        if group.dynamic:
-            raise bad_request(
-                "Insufficient privileges to complete the operation. Members of a group with dynamic "
-                "membership cannot be changed: membership follows the membershipRule."
+        # Microsoft's support article "Troubleshoot 403 error when adding a user to a group using Microsoft
+        # Graph API": groups Graph cannot manage (mail-enabled security, distribution; dynamic membership)
+        # answer 403 Authorization_RequestDenied, whatever permission the app holds.
+        if group.dynamic or group.mail_enabled_security:
+            raise GraphError(
+                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
             )
-        if group.mail_enabled_security:
-            raise bad_request("Cannot Update a mail-enabled security groups and or distribution list.")
 
     def member_id_from(url: Any) -> str:
         if not isinstance(url, str) or "/" not in url:

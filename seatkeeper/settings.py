@@ -24,6 +24,8 @@ from seatkeeper.core.sensitive import Secret
 APP_ROOT: Final = Path(__file__).resolve().parents[1]
 # The annotated policy an admin copies to write their own (a missing policy file points at it).
 EXAMPLE_POLICY: Final = "policies/example.yaml"
+# Where local runs keep the embedded queue and store, the host's keys and the sandbox's ready file.
+DEFAULT_DATA_DIR: Final = ".seatkeeper"
 
 TENANT_ID: Final = "SEATKEEPER_TENANT_ID"
 CLIENT_ID: Final = "SEATKEEPER_CLIENT_ID"
@@ -119,7 +121,7 @@ SETTINGS: Final[Mapping[str, SettingInfo]] = {
         "Ready file written by the sandbox the local host starts (sandbox mode only).",
         ".seatkeeper/sandbox.json",
     ),
-    DATA_DIR: SettingInfo("Directory of the embedded queue and state store (local runs).", ".seatkeeper"),
+    DATA_DIR: SettingInfo("Directory of the embedded queue and state store (local runs).", DEFAULT_DATA_DIR),
     LOG_FORMAT: SettingInfo(
         "`json`, `console`, or `auto` (JSON in Azure or when not on a terminal).", "auto"
     ),
@@ -325,7 +327,7 @@ def load_settings(
         policy_file=policy_file,
         client_state_key=client_state_key,
         hr_signing_secret=reader.secret(HR_SIGNING_SECRET),
-        data_dir=_path(reader.text(DATA_DIR) or ".seatkeeper"),
+        data_dir=data_dir(env),
         log_format=reader.choice(LOG_FORMAT, ("auto", "json", "console"), "auto"),
         log_level=reader.choice(LOG_LEVEL, ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         service_bus_namespace=namespace,
@@ -494,6 +496,11 @@ def read_ready_file(path: Path, problems: list[str]) -> dict[str, Any]:
         if host not in ("127.0.0.1", "localhost", "::1"):
             problems.append(f"{SANDBOX_READY_FILE}: {name} must be on loopback")
     return data
+
+
+def data_dir(environ: Mapping[str, str]) -> Path:
+    """`SEATKEEPER_DATA_DIR` (a relative path starts at the app root), else `.seatkeeper` in the app root."""
+    return _path(environ.get(DATA_DIR, "").strip() or DEFAULT_DATA_DIR)
 
 
 def environment(local_settings_file: Path = APP_ROOT / "local.settings.json") -> dict[str, str]:

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             state_dir,
             app="bench.webhook.app:app",
             args=(),
-            extra_env={"SEATKEEPER_CLIENT_STATE_KEY": key.reveal(), "SEATKEEPER_LOG_LEVEL": "WARNING"},
+            extra_env={"SEATKEEPER_CLIENT_STATE_KEY": key.reveal(), "SEATKEEPER_LOG_LEVEL": "INFO"},
         )
         try:
             code = str(host.keys["hostKeys"]["graph-webhook"])

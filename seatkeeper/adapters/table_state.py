@@ -40,6 +40,12 @@ def _transport_errors(what: str) -> Iterator[None]:
     except HttpResponseError as exc:
         if exc.status_code in (429, 503):
             raise Throttled(f"table storage busy during {what}") from exc
+        if exc.status_code in (401, 403):
+            # Retried, then dead-lettered and alerted, never dropped: work resumes once access is granted.
+            raise Unavailable(
+                f"table storage refused access during {what} ({exc.status_code}): the managed identity needs "
+                "the Storage Table Data Contributor role, or the connection string's key is wrong"
+            ) from exc
         if exc.status_code is not None and exc.status_code < 500:
             raise
         raise Unavailable(f"table storage failed during {what}: {exc.status_code}") from exc

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import ssl
 from dataclasses import dataclass
@@ -40,11 +39,10 @@ class Target:
 
 
 def _default_state_dir() -> Path:
+    # The same directory `seatkeeper serve` chose (environment over local.settings.json).
     from seatkeeper import settings
 
-    configured = os.environ.get(settings.DATA_DIR, "").strip()
-    path = Path(configured or ".seatkeeper").expanduser()
-    return path if path.is_absolute() else settings.APP_ROOT / path
+    return settings.data_dir(settings.environment())
 
 
 def _target(args: argparse.Namespace) -> Target:

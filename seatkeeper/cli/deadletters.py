@@ -131,8 +131,7 @@ def store_factory(data_dir: Path | None) -> StoreFactory:
     namespace = env.get(settings.SERVICE_BUS_NAMESPACE, "").strip()
     if data_dir is None and (connection or namespace):
         return _service_bus(connection, namespace)
-    directory = data_dir or Path(env.get(settings.DATA_DIR, "").strip() or ".seatkeeper").expanduser()
-    return _embedded(directory if directory.is_absolute() else settings.APP_ROOT / directory)
+    return _embedded(data_dir or settings.data_dir(env))
 
 
 def _embedded(directory: Path) -> StoreFactory:

@@ -7,25 +7,15 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-
-def state_dir_from(environ: Mapping[str, str]) -> Path:
-    """`SEATKEEPER_DATA_DIR` (relative to the app root), else `.seatkeeper` in the app root."""
-    from seatkeeper import settings
-
-    configured = environ.get(settings.DATA_DIR, "").strip()
-    path = Path(configured or ".seatkeeper").expanduser()
-    return path if path.is_absolute() else settings.APP_ROOT / path
 
 
 def _default_state_dir() -> Path:
     # Read as the app reads it (environment over local.settings.json): the host then hands it to the app.
     from seatkeeper import settings
 
-    return state_dir_from(settings.environment())
+    return settings.data_dir(settings.environment())
 
 
 def register(subparsers: Any) -> None:

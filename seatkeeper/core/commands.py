@@ -103,7 +103,8 @@ class ScheduleRecheck:
     """Send a `license-checks` message for the user and group, due at `due_at` (business time).
 
     `added_at` travels with it so that the next verification measures the deadline from the add;
-    `reprocesses` counts the reprocesses already done for this add.
+    `reprocesses` counts the reprocesses already done for this add. `removed` re-checks a member who left
+    (is the seat back?), `added_at` then being when the removal was first seen.
     """
 
     user_id: str
@@ -111,6 +112,7 @@ class ScheduleRecheck:
     due_at: datetime
     added_at: datetime
     reprocesses: int = 0
+    removed: bool = False
 
 
 @dataclass(frozen=True)

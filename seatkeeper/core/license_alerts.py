@@ -138,6 +138,25 @@ def license_active_signal(*, person: Person, sku_id: str, group_id: str, now: da
     )
 
 
+def license_returned_signal(*, person: Person, sku_id: str, group_id: str, now: datetime) -> AlertSignal:
+    """The user left the group and its Copilot license from it is gone: resolves a `license.not_active`
+    incident left open (an error while a member, or a DependencyViolation that kept the seat)."""
+    return AlertSignal(
+        key=IncidentKey(Scope.USER, f"{person.id}/{sku_id}", LICENSE_NOT_ACTIVE),
+        cause=Cause.GONE,
+        severity=Severity.INFO,
+        title="Copilot seat returned",
+        reason=f"{_label(person)} left the group and no longer holds its Copilot license: the seat is free.",
+        remediation="Nothing to do.",
+        subject_label=_label(person),
+        observed_at=now,
+        user_id=person.id,
+        user_principal_name=person.user_principal_name,
+        group_id=group_id,
+        sku_id=sku_id,
+    )
+
+
 def seat_shortage_alert(
     *, sku_id: str, sku_label: str, free: int, now: datetime, sentence: str
 ) -> AlertSignal:

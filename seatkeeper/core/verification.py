@@ -30,6 +30,7 @@ from seatkeeper.core.license_alerts import (
     finding_alert,
     license_active_signal,
     license_problem_alert,
+    license_returned_signal,
     seat_shortage_alert,
 )
 from seatkeeper.core.license_errors import LicenseError, entry_for
@@ -69,12 +70,13 @@ def next_check_at(added_at: datetime, now: datetime, deadline: timedelta) -> dat
 
 
 class Status(StrEnum):
-    """Where the member's Copilot license stands."""
+    """Where the member's Copilot license stands (`removed`: a leaver's seat is back)."""
 
     DONE = "done"
     PENDING = "pending"
     STUCK = "stuck"
     ERROR = "error"
+    REMOVED = "removed"
 
 
 @dataclass(frozen=True)
@@ -380,4 +382,91 @@ def _judge(ctx: _Context) -> Verification:
         (RaiseAlert(alert), ReleaseReservation(ctx.person.id, ctx.group.id, ReleaseReason.EXPIRED)),
         summary,
         sku_id=sku_id,
+    )
+
+
+def next_removal_check_at(removed_at: datetime, now: datetime, deadline: timedelta) -> datetime:
+    """When to look again at a leaver whose seat did not come back: the usual growing delays up to the
+    deadline, then once per deadline period (nobody else looks: the user is in no licensing group)."""
+    due = next_check_at(removed_at, now, deadline)
+    if due is not None:
+        return due
+    periods = (now - removed_at) // deadline + 1
+    return removed_at + deadline * periods
+
+
+def verify_removal(
+    person: Person,
+    *,
+    group: LicensingGroup,
+    policy: Policy,
+    catalogue: SkuCatalogue,
+    removed_at: datetime,
+    now: datetime,
+) -> Verification:
+    """Judge a member who left `group`: did its Copilot seat come back?
+
+    Entra keeps the group's entries (`DependencyViolation`, seat still consumed) when taking them away
+    would remove a plan another product of the user depends on (Entra's "Other products depend on this
+    license"). That needs an admin: alert and look again until it is gone. Otherwise the seat is back, and
+    any `license.not_active` incident of the user for the SKU is resolved (the user is no longer watched).
+    """
+    ctx = _Context(person, group, policy, catalogue, removed_at, now, 0)
+    kept = {
+        sku_id: state
+        for sku_id, state in _group_assignments(ctx).items()
+        if state is not None and state.error is LicenseError.DEPENDENCY_VIOLATION
+    }
+    if not kept:
+        in_error = {
+            a.sku_id
+            for a in person.license_assignments
+            if a.state is AssignmentState.ERROR or a.error is not None
+        }
+        resolved = tuple(
+            RaiseAlert(license_returned_signal(person=person, sku_id=s, group_id=group.id, now=now))
+            for s in (s.lower() for s in group.copilot_sku_ids)
+            if s not in in_error
+        )
+        summary = "The member left the group; its seat is free again."
+        return Verification(Status.REMOVED, (), resolved, summary)
+    sku_id, state = next(iter(kept.items()))
+    others = sorted(
+        ctx.sku_label(a.sku_id) for a in person.license_assignments if a.sku_id not in kept and a.is_active
+    )
+    sentence = (
+        f"{ctx.label} left {group.display_name or group.id}, but group-based licensing kept its Copilot "
+        "license (DependencyViolation): another product the user holds needs a plan it brings. The seat "
+        "stays consumed until that is fixed."
+    )
+    alert = license_problem_alert(
+        LicenseError.DEPENDENCY_VIOLATION,
+        person=person,
+        sku_id=sku_id,
+        group_id=group.id,
+        now=now,
+        sentence=sentence,
+        evidence=(
+            Fact("Copilot SKU", ctx.sku_label(sku_id)),
+            Fact("Error", state.raw_error or LicenseError.DEPENDENCY_VIOLATION.value),
+            Fact("Group", group.display_name or group.id),
+            Fact("Membership", f"left the group (seen {removed_at.isoformat()})"),
+            Fact("State", state.state.value),
+            Fact("Other licenses", ", ".join(others) or "none"),
+        ),
+    )
+    due = next_removal_check_at(removed_at, now, policy.verification_deadline)
+    return Verification(
+        Status.ERROR,
+        (Reason.LICENSE_ERROR,),
+        (
+            RaiseAlert(alert),
+            ReleaseReservation(person.id, group.id, ReleaseReason.CANCELLED),
+            ScheduleRecheck(person.id, group.id, due, removed_at, removed=True),
+        ),
+        f"{ctx.label} left the group but keeps its Copilot seat (DependencyViolation); an admin must act.",
+        error=LicenseError.DEPENDENCY_VIOLATION,
+        raw_error=state.raw_error,
+        sku_id=sku_id,
+        recheck_at=due,
     )

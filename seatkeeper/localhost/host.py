@@ -80,7 +80,9 @@ class HostOptions:
 
     app: str = "function_app:app"
     port: int = 7071
-    state_dir: Path = field(default_factory=lambda: settings_module.APP_ROOT / ".seatkeeper")
+    state_dir: Path = field(
+        default_factory=lambda: settings_module.APP_ROOT / settings_module.DEFAULT_DATA_DIR
+    )
     sandbox: SandboxUse = SandboxUse.START
     sandbox_ready_file: Path | None = None
     tenant_file: Path | None = None

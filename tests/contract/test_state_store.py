@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.adapters.table_rules import MAX_DATA_CHARS
 from seatkeeper.adapters.table_state import TableStateStore
-from seatkeeper.core.errors import ConcurrencyConflict
+from seatkeeper.core.errors import ConcurrencyConflict, Unavailable
 from seatkeeper.core.ports import Probe, StateStore
 
 pytestmark = pytest.mark.anyio
@@ -164,3 +165,21 @@ async def test_concurrent_writers_lose_no_update(store: StateStore, table: str) 
 async def test_health_check_passes_when_reachable(store: ProbedStore, table: str) -> None:
     """The probe returns normally against a live store."""
     await store.check()
+
+
+async def test_table_storage_refusing_access_is_unavailable(azurite: str, table: str) -> None:
+    """A wrong key (or a missing role) is Unavailable naming the fix: health shows it, messages retry."""
+    wrong = ";".join(
+        "AccountKey=" + base64.b64encode(b"not-the-account-key").decode()
+        if part.startswith("AccountKey=")
+        else part
+        for part in azurite.split(";")
+    )
+    store = TableStateStore.from_connection_string(wrong)
+    try:
+        with pytest.raises(Unavailable, match="refused access during health check"):
+            await store.check()
+        with pytest.raises(Unavailable, match="Storage Table Data Contributor"):
+            await store.get(table, "p", "r")
+    finally:
+        await store.close()

@@ -27,6 +27,10 @@ class FuzzRequest:
     body: bytes = b""
     chunked: bool = False
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis prints a failing case's draws: a megabyte body would drown the report.
+        printer.text(f"FuzzRequest({self.describe()})")
+
     def describe(self) -> str:
         """A short description for failure messages (no body dump: it may be megabytes)."""
         return f"params={self.params!r} headers={self.headers!r} body[{len(self.body)}]={self.body[:200]!r}"

@@ -302,3 +302,81 @@ def test_count_violation_waits_and_is_served_when_a_seat_is_bought(scene: Scene)
     copilot = [s for s in states["licenseAssignmentStates"] if s["skuId"] == COPILOT]
     assert [s["state"] for s in copilot] == ["Active"]
     assert asyncio.run(scene.seats().waitlist(AMERICAS)) == ()
+
+
+def advance_and_settle(scene: Scene, seconds: int) -> None:
+    """Move business time, then let the host see it: its clock re-reads the sandbox's offset at most once a
+    second (adapters/clocks.py), so a re-check due in the step is delivered only after that."""
+    scene.advance(seconds)
+    time.sleep(1.5)
+    scene.idle()
+
+
+ADDON_SKU = "5a1c0d2e-7b1f-4c3a-9e1d-0c0b1a2b3c4d"  # illustrative add-on (sandbox data, not a real SKU)
+ADDON_PLAN = "6b2d1e3f-8c2a-4d4b-8f2e-1d1c2b3c4d5e"
+
+
+def test_a_leaver_kept_by_dependency_violation_is_told_and_resolved_when_fixed(scene: Scene) -> None:
+    """Entra's "Other products depend on this license": a member holding, directly, an add-on that needs a
+    plan of the Copilot group leaves; the group's Copilot entry stays (DependencyViolation, seat consumed).
+    Seatkeeper tells an admin once and keeps looking; the admin removes the add-on and runs `seatkeeper
+    reprocess <user>`, the seat comes back and the incident is resolved."""
+    doc = scene.control.get("tenant").json()
+    eligible, _ = candidates(doc)
+    leaver = eligible[0]
+    user = next(u for u in doc["users"] if u["id"] == leaver["id"])
+    user["assignedLicenses"] = [*user.get("assignedLicenses", []), {"skuId": ADDON_SKU, "disabledPlans": []}]
+    copilot = next(s for s in doc["skus"] if s["skuId"] == COPILOT)
+    doc["skus"].append(
+        {
+            **copilot,
+            "skuId": ADDON_SKU,
+            "skuPartNumber": "COPILOT_ADDON_EXAMPLE",
+            "prepaidUnits": {"enabled": 5, "suspended": 0, "warning": 0, "lockedOut": 0},
+            "servicePlans": [
+                {
+                    "servicePlanId": ADDON_PLAN,
+                    "servicePlanName": "COPILOT_ADDON_EXAMPLE",
+                    "provisioningStatus": "Success",
+                    "appliesTo": "User",
+                }
+            ],
+        }
+    )
+    doc["servicePlanDependencies"][ADDON_PLAN] = [COPILOT_PLAN]
+    americas = next(g for g in doc["groups"] if g["id"] == AMERICAS)
+    americas["members"] = [*americas.get("members", []), leaver["id"]]
+    loaded = scene.control.post("tenant", json=doc)
+    assert loaded.status_code == 200, loaded.text
+    held, _ = scene.consumed()
+
+    scene.control.post(f"groups/{AMERICAS}/members", json={"remove": [leaver["id"]]}).raise_for_status()
+    left = LicenseCheck(leaver["id"], AMERICAS, Change.REMOVED, source="delta")
+    send(scene, check_message(left, version="e2e-dv", correlation_id="e2e"))
+    scene.idle()
+    states = scene.graph.get(f"users/{leaver['id']}", params={"$select": "licenseAssignmentStates"}).json()
+    kept = [(s["state"], s["error"]) for s in states["licenseAssignmentStates"] if s["skuId"] == COPILOT]
+    assert kept == [("ActiveWithError", "DependencyViolation")]
+    assert scene.consumed()[0] == held
+
+    def cards() -> list[str]:
+        posts = [json.dumps(p) for p in scene.control.get("teams").json()["value"]]
+        return [p for p in posts if leaver["userPrincipalName"] in p]
+
+    opened = cards()
+    assert len(opened) == 1
+    assert "Other products depend on this license" in opened[0]
+    advance_and_settle(scene, 180)  # a removal re-check: still kept, nothing more is sent
+    assert len(cards()) == 1
+
+    removed = scene.graph.post(
+        f"users/{leaver['id']}/assignLicense", json={"addLicenses": [], "removeLicenses": [ADDON_SKU]}
+    )
+    assert removed.status_code == 200, removed.text
+    done = scene.cli("reprocess", leaver["userPrincipalName"])
+    assert (done.returncode, done.stdout.strip()) == (0, "reprocessed 1 user(s)")
+    advance_and_settle(scene, 600)  # the next removal re-check sees the seat back
+    resolved = cards()
+    assert len(resolved) == 2
+    assert "Resolved" in resolved[1]
+    assert scene.consumed()[0] == held - 1

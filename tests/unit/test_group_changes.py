@@ -138,3 +138,14 @@ def test_a_queued_catch_up_runs_through_handle_message(consumer: Consumer) -> No
     assert result is not None
     assert consumer.changes() == [("added", "x")]
     assert {m.correlation_id for m in consumer.queue.of_kind(MEMBER_CHANGED.name)} == {"corr"}
+
+
+def test_a_permanent_graph_error_completes_the_message_with_a_logged_reason(consumer: Consumer) -> None:
+    """A refused delta read is not retried forever: the message completes, nothing is sent or stored."""
+    consumer.graph.delta_error = Rejected("GET /groups/delta: 403", status=403, code="Forbidden")
+    consumer.run()
+    before = dict(consumer.store.rows)
+    message = catch_up_message(G, Reason.RECONCILE, "t2", "c")
+    assert asyncio.run(handle_message(message.body(), consumer.deps)) is None
+    assert consumer.queue.of_kind(MEMBER_CHANGED.name) == []
+    assert consumer.store.rows == before

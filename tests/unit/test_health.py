@@ -11,6 +11,7 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from structlog.testing import capture_logs
 
 import function_app
 from handlers.health import check_health
@@ -31,6 +32,15 @@ class FailingProbe:
 
     async def check(self) -> None:
         raise Unavailable("queue: connection refused")
+
+
+class RefusedProbe:
+    """A store that refuses our identity: its error says which role to grant."""
+
+    REASON = "table storage refused access (403): grant Storage Table Data Contributor"
+
+    async def check(self) -> None:
+        raise Unavailable(self.REASON)
 
 
 class PassingProbe:
@@ -78,6 +88,16 @@ def test_unreachable_graph_and_probe_are_reported_by_kind() -> None:
     assert checks["graph"] == {"ok": False, "detail": "Unavailable"}
     assert checks["queue"] == {"ok": False, "detail": "Unavailable"}
     assert b"internal.example" not in report.body()
+
+
+def test_a_failed_probe_logs_its_reason_for_the_admin() -> None:
+    """The body names the kind only; the log line carries the adapter's reason (what to fix)."""
+    with capture_logs() as logs:
+        report = asyncio.run(check_health(probes={"state": RefusedProbe()}))
+    assert _checks(report.body())["state"] == {"ok": False, "detail": "Unavailable"}
+    assert b"Contributor" not in report.body()
+    failed = [e for e in logs if e["event"] == "health.check_failed"]
+    assert [(e["check"], e["reason"]) for e in failed] == [("state", RefusedProbe.REASON)]
 
 
 def test_settings_problems_are_counted_not_echoed() -> None:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from seatkeeper import settings
-from seatkeeper.cli.serve import state_dir_from
 from seatkeeper.localhost.host import HOSTNAME_VARIABLE, WEBHOOK_KEY_VARIABLE
 
 DOC = settings.APP_ROOT / "docs" / "settings.md"
@@ -25,6 +24,6 @@ def test_state_dir_follows_the_data_dir_of_local_settings(tmp_path: Path) -> Non
     """`seatkeeper serve` keeps its state where local.settings.json's SEATKEEPER_DATA_DIR says."""
     local = tmp_path / "local.settings.json"
     local.write_text(json.dumps({"Values": {settings.DATA_DIR: str(tmp_path / "data")}}), encoding="utf-8")
-    assert state_dir_from(settings.local_settings_values(local)) == tmp_path / "data"
-    assert state_dir_from({settings.DATA_DIR: "elsewhere"}) == settings.APP_ROOT / "elsewhere"
-    assert state_dir_from({}) == settings.APP_ROOT / ".seatkeeper"
+    assert settings.data_dir(settings.local_settings_values(local)) == tmp_path / "data"
+    assert settings.data_dir({settings.DATA_DIR: "elsewhere"}) == settings.APP_ROOT / "elsewhere"
+    assert settings.data_dir({}) == settings.APP_ROOT / ".seatkeeper"

@@ -312,8 +312,9 @@ def test_state_table_uri_is_https_except_for_a_local_emulator(policy_file: Path)
     assert problems == ("StateStorage__tableServiceUri must be an https URL",)
 
 
-def test_the_committed_example_names_only_known_settings() -> None:
-    """Every Value of local.settings.example.json is a Seatkeeper setting or one of the Functions host's."""
+def test_the_committed_example_names_every_setting_and_nothing_else() -> None:
+    """local.settings.example.json lists each setting (WEBSITE_HOSTNAME is the host's) and no unknown name."""
     functions_host = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"}
     values = local_settings_values(APP_ROOT / "local.settings.example.json")
     assert sorted(set(values) - set(SETTINGS) - functions_host) == []
+    assert sorted(set(SETTINGS) - set(values) - {"WEBSITE_HOSTNAME"}) == []
