@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 import structlog
@@ -32,6 +32,7 @@ from seatkeeper.core.incidents import (
     Outcome,
     build_digest,
     claim_deliveries,
+    close_by_hand,
     digest_due,
     incident_from_data,
     incident_to_data,
@@ -94,6 +95,23 @@ async def _update(
             continue
         return changed
     raise ConcurrencyConflict(f"incident {key.row} kept changing under us")
+
+
+async def close_incident(
+    store: StateStore, key: IncidentKey, *, note: str, by: str, now: datetime
+) -> Incident | None:
+    """Close an open incident by hand (who and why are kept on it); None when it is not open."""
+    closed: list[Incident] = []
+
+    def change(stored: Incident | None) -> Incident | None:
+        done = close_by_hand(stored, note=note, by=by, now=now) if stored is not None else None
+        closed[:] = [done] if done is not None else []
+        return done if done is not None else stored
+
+    await _update(store, key, change)
+    if closed:
+        log.info("alerts.closed_by_hand", incident=key.row, scope=key.scope.value, problem=key.problem)
+    return closed[0] if closed else None
 
 
 async def _send(

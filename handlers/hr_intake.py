@@ -162,7 +162,8 @@ async def receive(  # noqa: PLR0911 - one return per documented answer reads bes
         return _refuse(401, problem)
     try:
         raw = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
+    # ValueError: not JSON, not UTF-8 or an integer past 4,300 digits; RecursionError: nested too deep.
+    except (ValueError, RecursionError):
         return _refuse(400, "the body is not JSON")
     batch = media == BATCH_CONTENT_TYPE
     if batch:

@@ -9,8 +9,8 @@ no longer the person's newest does nothing: that is how a rescinded hire is drop
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -23,7 +23,8 @@ from handlers.hr_removals import RemovalBook
 from handlers.license_commands import LicenseDeps
 from handlers.tenant_reads import TenantReads
 from handlers.verification import serve_waiting
-from seatkeeper.core.errors import InvalidInput, NotFound
+from seatkeeper.core.errors import InvalidInput, NotFound, PermanentError
+from seatkeeper.core.groups import GroupSnapshot
 from seatkeeper.core.hr_events import HrEvent, HrEventType, HrWork, Stage, hr_message, parse_work
 from seatkeeper.core.hr_ordering import Order, PersonRecord, is_current, order, record_for
 from seatkeeper.core.hr_rules import choose_group
@@ -36,6 +37,7 @@ from seatkeeper.core.person_mapping import PERSON_SELECT, person_from_entra, per
 from seatkeeper.core.policy import Severity
 from seatkeeper.core.ports import StateStore
 from seatkeeper.core.removal_safety import SETTLE, PlannedRemoval, removal_refusal
+from seatkeeper.core.skus import SkuCatalogue
 
 PEOPLE_TABLE: Final = "hrpeople"
 _RECORD_ROW: Final = "record"
@@ -50,6 +52,7 @@ class Step(StrEnum):
     """What onboarding did with one message (logged, and returned for tests)."""
 
     INVALID = "invalid"
+    FAILED = "failed"
     DUPLICATE = "duplicate"
     STALE = "stale"
     SUPERSEDED = "superseded"
@@ -192,13 +195,24 @@ async def handle_hr_message(
     async def run() -> Handled:
         return await handle_work(work, message, deps)
 
-    ran, outcome = await idempotency.run_once(
-        HR_EVENTS,
-        message_id or message.message_id,
-        kind=message.kind,
-        now=deps.license.clock.now(),
-        handler=run,
-    )
+    try:
+        ran, outcome = await idempotency.run_once(
+            HR_EVENTS,
+            message_id or message.message_id,
+            kind=message.kind,
+            now=deps.license.clock.now(),
+            handler=run,
+        )
+    except PermanentError as error:
+        # Retrying cannot help (a refused write, a callback Graph rejects): completed, with the reason.
+        log.error(  # noqa: TRY400 - the error is named; its traceback adds nothing
+            "hr.event_failed",
+            message_id=message_id,
+            employee_id=work.event.person.employee_id,
+            event_id=work.event.id,
+            error=type(error).__name__,
+        )
+        return Handled(Step.FAILED)
     if not ran or outcome is None:
         log.info("hr.message_duplicate", message_id=message_id)
         return Handled(Step.DUPLICATE)
@@ -213,31 +227,57 @@ async def handle_work(work: HrWork, message: Message, deps: OnboardingDeps) -> H
     record = await _record(deps.state, employee)
     if work.stage is Stage.RECEIVED:
         verdict = order(record, event)
-        if verdict is not Order.APPLY:
+        # A duplicate whose first delivery failed before it was taken in (not `applied`) is taken in now.
+        retry = verdict is Order.DUPLICATE and record is not None and not record.applied
+        if verdict is not Order.APPLY and not retry:
             step = Step.DUPLICATE if verdict is Order.DUPLICATE else Step.STALE
             log.info("hr.event_ignored", employee_id=employee, event_id=event.id, why=verdict.value)
             if verdict is Order.STALE:
                 await run.resume(completed=True)
             return Handled(step)
-        record = record_for(event, record, run.now)
-        await deps.state.upsert(PEOPLE_TABLE, employee, _RECORD_ROW, record.to_data())
-        act_at = event.effective_at
-        if event.type is HrEventType.JOINER:
-            act_at -= timedelta(days=run.ld.policy.hr.hire_lead_days)
-        if act_at > run.now:
-            await run.next(Stage.DUE, act_at)
-            log.info("hr.event_scheduled", employee_id=employee, event_id=event.id, at=act_at.isoformat())
-            return Handled(Step.SCHEDULED)
-    elif not is_current(record, event):
+        if retry and record is not None:
+            current = record
+        else:
+            current = record_for(event, record, run.now)
+            await deps.state.upsert(PEOPLE_TABLE, employee, _RECORD_ROW, current.to_data())
+        handled = await _take_in(run, current)
+        await deps.state.upsert(PEOPLE_TABLE, employee, _RECORD_ROW, current.applied_now().to_data())
+        return handled
+    if not is_current(record, event):
         log.info("hr.event_superseded", employee_id=employee, event_id=event.id, stage=work.stage.value)
         if work.stage in (Stage.DUE, Stage.FIND_USER):
             await run.resume(completed=True)  # undecided until now: nothing is left to do for it
         return Handled(Step.SUPERSEDED)
-    assert record is not None  # noqa: S101 - both branches above leave a record (mypy cannot see it)
+    if record is None:  # unreachable: is_current is False without a record; here for the type checker
+        return Handled(Step.SUPERSEDED)
+    return await _act_logged(run, record)
+
+
+async def _take_in(run: _Run, record: PersonRecord) -> Handled:
+    """A newly received event: scheduled for its effective time, or acted on now."""
+    event = run.event
+    act_at = event.effective_at
+    if event.type is HrEventType.JOINER:
+        act_at -= timedelta(days=run.ld.policy.hr.hire_lead_days)
+    if act_at > run.now:
+        await run.next(Stage.DUE, act_at)
+        log.info(
+            "hr.event_scheduled",
+            employee_id=event.person.employee_id,
+            event_id=event.id,
+            at=act_at.isoformat(),
+        )
+        return Handled(Step.SCHEDULED)
+    return await _act_logged(run, record)
+
+
+async def _act_logged(run: _Run, record: PersonRecord) -> Handled:
+    """Carry out the event's stage and write the one canonical log line of it."""
+    event, work = run.event, run.work
     handled = await _act(run, record)
     log.info(
         "hr.event_handled",
-        employee_id=employee,
+        employee_id=event.person.employee_id,
         event_id=event.id,
         type=event.type.value,
         stage=work.stage.value,
@@ -292,15 +332,31 @@ async def _wait_for_account(run: _Run, record: PersonRecord) -> Handled:
 
 
 @dataclass
-class _MovingReads(TenantReads):
-    """The tenant as the gate sees it for a mover: as if the move had happened, so the Copilot license
-    held through the old group does not read as "already licensed" (one SKU is one seat either way)."""
+class _PersonReads(TenantReads):
+    """The reads admission makes for one HR person: the person onboarding has just read is not read again,
+    and for a mover the tenant reads as if the move had happened, so the Copilot license held through the
+    old group is not "already licensed" (one SKU is one seat either way). Catalogue and group reads go to
+    the process's shared reads, with their caches."""
 
+    shared: TenantReads | None = None
+    known: Mapping[str, Person] = field(default_factory=dict)
     leaving: frozenset[str] = frozenset()
 
+    async def catalogue(self, *, fresh: bool = False) -> SkuCatalogue:
+        return await self._shared.catalogue(fresh=fresh)
+
+    async def group(self, group_id: str) -> GroupSnapshot:
+        return await self._shared.group(group_id)
+
     async def people(self, users: Sequence[str]) -> dict[str, Person | None]:
-        found = await super().people(users)
+        unknown = [u for u in users if u.strip() not in self.known]
+        found = await self._shared.people(unknown) if unknown else {}
+        found.update({u.strip(): self.known[u.strip()] for u in users if u.strip() in self.known})
         return {key: self._moved(person) if person else None for key, person in found.items()}
+
+    @property
+    def _shared(self) -> TenantReads:
+        return self.shared if self.shared is not None else TenantReads(self.graph, self.clock)
 
     def _moved(self, person: Person) -> Person:
         kept = tuple(a for a in person.license_assignments if a.assigned_by_group not in self.leaving)
@@ -313,10 +369,14 @@ class _MovingReads(TenantReads):
 async def _admit(
     run: _Run, person: Person, group_id: str, rule: str | None, *, leaving: Sequence[str] = ()
 ) -> Result:
-    ld = run.ld
-    if leaving:
-        reads = _MovingReads(ld.graph, ld.clock, leaving=frozenset(g.lower() for g in leaving))
-        ld = replace(ld, reads=reads)
+    reads = _PersonReads(
+        run.ld.graph,
+        run.ld.clock,
+        shared=run.ld.reads,
+        known={person.id: person},
+        leaving=frozenset(g.lower() for g in leaving),
+    )
+    ld = replace(run.ld, reads=reads)
     request = AdmitRequest(
         person.id,
         group_id,

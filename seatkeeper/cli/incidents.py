@@ -1,16 +1,20 @@
-"""`seatkeeper incidents list [--all] [--json]` and `seatkeeper incidents show KEY [--json]`: the incidents in
-the state store (open ones by default), most severe and oldest first. KEY is the incident key
-(`scope:subject:problem`), its row id, or a unique prefix of the row id (at least 6 characters).
+"""`seatkeeper incidents list [--all] [--json]`, `seatkeeper incidents show KEY [--json]` and `seatkeeper
+incidents close KEY --reason TEXT [--by NAME] [--json]`: the incidents in the state store (open ones by
+default), most severe and oldest first, and closing one by hand (for a user or group no longer watched, which
+no sweep will see gone). KEY is the incident key (`scope:subject:problem`), its row id, or a unique prefix
+of the row id (at least 6 characters).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 from collections.abc import Sequence
 from typing import Any, Final, TextIO
 
+from handlers.alerts import close_incident
 from seatkeeper.cli.admin_services import (
     CONFIGURATION,
     FOUND_PROBLEMS,
@@ -23,7 +27,7 @@ from seatkeeper.cli.admin_services import (
 )
 from seatkeeper.core.errors import ConfigurationError, TransientError
 from seatkeeper.core.incidents import INCIDENTS_TABLE, Incident, Scope, Status, incident_from_data
-from seatkeeper.core.ports import StateStore
+from seatkeeper.core.ports import Clock, StateStore
 
 MIN_PREFIX: Final = 6
 
@@ -65,6 +69,8 @@ def summary(incident: Incident) -> dict[str, Any]:
         "opened_at": incident.opened_at.isoformat(),
         "last_observed_at": incident.last_observed_at.isoformat(),
         "closed_at": incident.closed_at.isoformat() if incident.closed_at else None,
+        "closed_by": incident.closed_by,
+        "close_note": incident.close_note,
     }
 
 
@@ -106,6 +112,8 @@ def _render_one(data: dict[str, Any], out: TextIO) -> None:
     print(f"{data['title']} [{data['status']}, {data['severity']}]", file=out)
     for name in ("key", "id", "subject_label", "opened_at", "closed_at", "occurrence"):
         print(f"  {name}: {data[name]}", file=out)
+    if data["closed_by"]:
+        print(f"  closed by hand by {data['closed_by']}: {data['close_note']}", file=out)
     print(f"  why: {data['reason']}", file=out)
     for label, value in data["evidence"]:
         print(f"    {label}: {value}", file=out)
@@ -115,9 +123,31 @@ def _render_one(data: dict[str, Any], out: TextIO) -> None:
         print(f"  notice {notice['id']} ({notice['created_at']}): {routes}", file=out)
 
 
-async def _act(args: argparse.Namespace, store: StateStore | None, out: TextIO) -> int:
-    if store is None:
+async def _close(args: argparse.Namespace, store: StateStore, clock: Clock, out: TextIO) -> int:
+    reason = args.reason.strip()
+    if not reason:
+        print("--reason must say why the incident is closed", file=out)
+        return FOUND_PROBLEMS
+    matches = find(await load_incidents(store), args.key)
+    if len(matches) != 1:
+        print(f"{'no' if not matches else 'more than one'} incident matches {args.key!r}", file=out)
+        return FOUND_PROBLEMS
+    closed = await close_incident(store, matches[0].key, note=reason, by=args.by, now=clock.now())
+    if closed is None:
+        print(f"incident {matches[0].key.row[:10]} is not open", file=out)
+        return FOUND_PROBLEMS
+    if args.json:
+        print_json(detail(closed), out)
+    else:
+        print(f"closed {closed.key.row[:10]}  {closed.key.problem}  {closed.subject_label}", file=out)
+    return OK
+
+
+async def _act(args: argparse.Namespace, store: StateStore | None, clock: Clock | None, out: TextIO) -> int:
+    if store is None or clock is None:
         raise ConfigurationError(["the state store is not built"])
+    if args.incidents_command == "close":
+        return await _close(args, store, clock, out)
     incidents = await load_incidents(store)
     if args.incidents_command == "list":
         shown = incidents if args.all else [i for i in incidents if i.status is Status.OPEN]
@@ -142,10 +172,10 @@ async def _act(args: argparse.Namespace, store: StateStore | None, out: TextIO) 
 
 
 async def run(args: argparse.Namespace, factory: ServicesFactory, out: TextIO) -> int:
-    """List or show incidents from the configured state store."""
+    """List, show or close incidents in the configured state store."""
     try:
         async with opened(factory) as services:
-            return await _act(args, services.state, out)
+            return await _act(args, services.state, services.clock, out)
     except ConfigurationError as error:
         print(f"configuration: {'; '.join(error.problems)}", file=out)
         return CONFIGURATION
@@ -155,7 +185,7 @@ async def run(args: argparse.Namespace, factory: ServicesFactory, out: TextIO) -
 
 
 def register(subparsers: Any) -> None:
-    """Add `incidents list [--all] [--json]` and `incidents show KEY [--json]`."""
+    """Add `incidents list [--all] [--json]`, `incidents show KEY [--json]` and `incidents close KEY`."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "incidents", help="list and show alert incidents", description=__doc__
     )
@@ -166,7 +196,21 @@ def register(subparsers: Any) -> None:
     show = actions.add_parser("show", help="one incident in full, with its notices")
     show.add_argument("key", help="scope:subject:problem, the row id, or a prefix of it")
     show.add_argument("--json", action="store_true", help="one JSON document")
+    close = actions.add_parser(
+        "close", help="close an open incident by hand (no channel is told; it reopens if seen again)"
+    )
+    close.add_argument("key", help="scope:subject:problem, the row id, or a prefix of it")
+    close.add_argument("--reason", required=True, help="why it is closed (kept on the incident)")
+    close.add_argument("--by", default=_who(), help="who closes it (default: the login name)")
+    close.add_argument("--json", action="store_true", help="the closed incident as one JSON document")
     parser.set_defaults(func=main)
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except OSError:  # no login name (e.g. a container without a passwd entry)
+        return "cli"
 
 
 def main(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ finds itself superseded), and a joiner recorded after a leaver is a rehire.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -27,10 +27,17 @@ class PersonRecord:
     recorded_at: datetime
     effective_at: datetime
     first_seen: datetime
+    # True once the event was taken in (scheduled or acted on): a redelivery before that takes it in again.
+    applied: bool = False
+
+    def applied_now(self) -> PersonRecord:
+        """The record once its event was taken in."""
+        return replace(self, applied=True)
 
     def to_data(self) -> dict[str, Any]:
         """The record as a state-store row."""
         return {
+            "applied": self.applied,
             "event_id": self.event_id,
             "source": self.source,
             "type": self.type.value,
@@ -50,6 +57,7 @@ class PersonRecord:
             recorded_at=datetime.fromisoformat(str(data["recorded_at"])),
             effective_at=datetime.fromisoformat(str(data["effective_at"])),
             first_seen=datetime.fromisoformat(str(data["first_seen"])),
+            applied=bool(data.get("applied", False)),
         )
 
 

@@ -188,6 +188,8 @@ class Incident:
     group_id: str | None = None
     sku_id: str | None = None
     notices: tuple[Notice, ...] = ()
+    closed_by: str | None = None
+    close_note: str | None = None
 
     def notice(self, notice_id: str) -> Notice | None:
         """The notice with this id, if still kept."""
@@ -362,6 +364,15 @@ def transition(stored: Incident | None, signal: AlertSignal, alerts: Alerts, now
         notices=_with_notice(open_now.notices, notice),
     )
     return Transition(closed, Decision.RESOLVED, notice)
+
+
+def close_by_hand(incident: Incident, *, note: str, by: str, now: datetime) -> Incident | None:
+    """An admin closes an open incident (e.g. its user or group is no longer watched, so no sweep will
+    see it gone); None when it is not open. No channel is told; seen again, it reopens as a new occurrence
+    and is told again."""
+    if incident.status is not Status.OPEN:
+        return None
+    return replace(incident, status=Status.CLOSED, closed_at=now, closed_by=by, close_note=note)
 
 
 # --- deliveries: claim, then record the outcome --------------------------------------------------------
@@ -737,6 +748,8 @@ def incident_to_data(incident: Incident) -> dict[str, Any]:
         "group_id": incident.group_id,
         "sku_id": incident.sku_id,
         "notices_json": json.dumps([_notice_data(n) for n in incident.notices]),
+        "closed_by": incident.closed_by,
+        "close_note": incident.close_note,
     }
 
 
@@ -782,4 +795,6 @@ def incident_from_data(data: Mapping[str, Any]) -> Incident:
         group_id=data.get("group_id"),
         sku_id=data.get("sku_id"),
         notices=notices,
+        closed_by=data.get("closed_by"),
+        close_note=data.get("close_note"),
     )

@@ -97,11 +97,19 @@ LICENSE_ERRORS: Final[Mapping[LicenseError, CatalogueEntry]] = MappingProxyType(
         LicenseError.DEPENDENCY_VIOLATION: _entry(
             "DependencyViolation",
             "Other products depend on this license",
-            "A service plan of another license needs a plan of this one (or the reverse), and the change "
-            "would break that dependency.",
-            f"Raises an alert with the SKU and the user's licenses; {_HUMAN_STEPS}",
-            "Keep the prerequisite license assigned (with group-based licensing, in the same group as the "
-            f"product that needs it) or remove the dependent license first; {_REPROCESS_HINT}.",
+            "Group-based licensing was to take this license away (typically: the user left the Copilot "
+            "group), but another product the user keeps needs one of its service plans, so the group's "
+            "entry stays (`ActiveWithError`) and the seat stays consumed. (A group given an add-on without "
+            "its prerequisite plan is refused up front instead.)",
+            "When a member leaves, reads the user: if the group's Copilot entry is kept, raises an alert "
+            "naming the group, the SKU and the user's other licenses, does not hand the seat to the "
+            "waitlist, and looks again (growing delays up to the verification deadline, then daily) until "
+            "the entry is gone; then it resolves the incident and serves the waitlist. For a member, "
+            f"raises an alert; {_HUMAN_STEPS}",
+            "Remove the dependent product from the user (or disable its plan that needs this one), or give "
+            "the user the prerequisite plan another way (with group-based licensing, in the same group as "
+            "the product that needs it); then run `seatkeeper reprocess <user>` so group-based licensing "
+            "finishes the removal (Seatkeeper's next look resolves the incident).",
         ),
         LicenseError.PROHIBITED_IN_USAGE_LOCATION_VIOLATION: _entry(
             "ProhibitedInUsageLocationViolation",

@@ -142,7 +142,8 @@ def parse_batch(body: bytes, content_type: str | None) -> NotificationBatch | Re
         return Refusal(413, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
+    # ValueError: not JSON, not UTF-8 or an integer past 4,300 digits; RecursionError: nested too deep.
+    except (ValueError, RecursionError):
         return Refusal(400, "body is not valid JSON")
     if not isinstance(document, dict) or not isinstance(document.get("value"), list):
         return Refusal(400, 'body must be a JSON object with a "value" array')

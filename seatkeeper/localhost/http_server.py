@@ -77,7 +77,7 @@ def build_app(
             return web.Response(status=401)
         try:
             body = await request.read()
-        except web.RequestPayloadError:  # e.g. Content-Encoding: gzip over bytes that are not gzip
+        except web.RequestPayloadError:  # a malformed chunked body, say
             log.info("localhost.http_body_undecodable", function=function.name)
             return web.Response(status=400, text="the request body could not be decoded")
         headers: dict[str, str] = {}

@@ -179,6 +179,35 @@ async def test_incidents_list_and_show(factory: ServicesFactory) -> None:
     assert missing_code == FOUND_PROBLEMS
 
 
+async def test_an_incident_no_sweep_will_resolve_is_closed_by_hand(factory: ServicesFactory) -> None:
+    """`incidents close KEY --reason` closes it with who and why; it is no longer listed as open, shows
+    the note, and closing it again is refused."""
+    async with opened(factory) as services:
+        assert services.state is not None
+        assert services.clock is not None
+        finding = missing_group(LicensingGroup("g-retired", "Retired Copilot group", (COPILOT,)))
+        message = alert_message(health_signal(finding, services.clock.now()), correlation_id="t", version="1")
+        await handle_alert(
+            message.body(),
+            store=services.state,
+            channels={},
+            alerts=services.policy.alerts,
+            clock=services.clock,
+        )
+    _, text = await _run(incidents, factory, "incidents", "list", "--json")
+    [listed] = json.loads(text)
+    code, closed = await _run(
+        incidents, factory, "incidents", "close", listed["id"][:8], "--reason", "group retired", "--by", "ada"
+    )
+    _, still_open = await _run(incidents, factory, "incidents", "list", "--json")
+    _, shown = await _run(incidents, factory, "incidents", "show", listed["key"])
+    again, _ = await _run(incidents, factory, "incidents", "close", listed["key"], "--reason", "twice")
+    assert (code, closed.split()[0]) == (OK, "closed")
+    assert json.loads(still_open) == []
+    assert "closed by hand by ada: group retired" in shown
+    assert again == FOUND_PROBLEMS
+
+
 async def test_a_broken_configuration_is_exit_2(tmp_path: Path) -> None:
     """No sandbox ready file and no tenant: the command says what is missing and exits 2."""
 

@@ -22,31 +22,65 @@ from standardwebhooks.webhooks import Webhook
 from seatkeeper.adapters.seat_store import StateSeatStore
 from seatkeeper.adapters.sqlite_state import EMBEDDED_STATE_FILE, SqliteStateStore
 from seatkeeper.core.reasons import Reason
-from tests.e2e.host_process import ROOT, RunningHost, start_host, wait_for
+from tests.e2e.host_process import RunningHost, start_host, wait_for
 from tests.fixtures.sandbox import SandboxInfo
 from tests.sandbox.graph_session import GRAPH_SCOPE, confidential_app
 
 COPILOT = "639dec6b-bb19-468b-871c-c5c441c4b0cb"
-AMERICAS = "a3193522-ecd3-4c1a-80cd-b107376dc077"
-EMEA = "43767abd-c08a-4ccf-b141-a0a274d91aa4"
-APAC = "6b258a2a-6162-41e4-a550-b0bf7529a2e8"
-PILOTS = "61701be7-0950-4687-b6a9-0291c1c7e9e9"
-REGIONS = {
-    **dict.fromkeys(("US", "CA", "BR"), AMERICAS),
-    **dict.fromkeys(("DE", "FR", "GB", "NL"), EMEA),
-    **dict.fromkeys(("IN", "JP", "AU"), APAC),
-}
-COPILOT_DEPARTMENTS = {"Sales", "Marketing", "Engineering"}
+REGION_COUNTRIES = (("US", "CA", "BR"), ("GB", "DE", "FR", "NL"), ("JP", "AU", "IN"))
+COPILOT_DEPARTMENTS = ("Sales", "Engineering", "Marketing", "Finance", "Legal")
 SECRET = "whsec_" + base64.b64encode(b"sandbox-only-e2e-hr-signing-0003").decode()
-LIMIT = 12
-FREE_SEATS = 30
+JOINERS = 200
+FREE_SEATS = 70
+LEAVERS = 50
+LIMIT = 60
 
 
-def selected_group(user: dict[str, Any]) -> str | None:
-    """What policies/sandbox.yaml's rules choose, written out independently for the test."""
+def generated_tenant() -> dict[str, Any]:
+    """260 users with E3 (one group) and three Copilot region groups: the sandbox's own generator."""
+    from sandbox import tenant_gen
+
+    return tenant_gen.large_tenant(JOINERS + 60, 4, seed=11)
+
+
+def regions(doc: dict[str, Any]) -> list[str]:
+    return [g["id"] for g in doc["groups"] if g["displayName"].startswith("Copilot")]
+
+
+def policy_text(doc: dict[str, Any]) -> str:
+    """Three region groups; Sales, Engineering, Marketing, Finance and Legal get Copilot by country."""
+    lines = ["version: 1", "licensing_groups:"]
+    for n, group in enumerate(regions(doc)):
+        lines += [
+            f"  - id: {group}",
+            f"    display_name: Copilot region {n + 1}",
+            f"    copilot_sku_ids: [{COPILOT}]",
+        ]
+    lines += [
+        f"copilot_skus:\n  sku_ids: [{COPILOT}]",
+        f"blast_radius:\n  max_removals_per_hour: {LIMIT}",
+        "alerts:\n  routes:\n    - name: team\n      channel: teams\n      min_severity: warning\n"
+        "      url_setting: SEATKEEPER_TEAMS_WEBHOOK_URL",
+        "hr_rules:",
+    ]
+    for n, (group, countries) in enumerate(zip(regions(doc), REGION_COUNTRIES, strict=True)):
+        lines += [
+            f"  - name: region-{n + 1}",
+            "    when:",
+            f"      department: {{in: [{', '.join(COPILOT_DEPARTMENTS)}]}}",
+            f"      country: {{in: [{', '.join(countries)}]}}",
+            f"    group_id: {group}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def selected_group(user: dict[str, Any], groups: list[str]) -> str | None:
+    """What the policy's rules choose, written out independently for the test."""
     if user.get("department") not in COPILOT_DEPARTMENTS:
         return None
-    return REGIONS.get(str(user.get("usageLocation")))
+    return next(
+        g for g, countries in zip(groups, REGION_COUNTRIES, strict=True) if user["usageLocation"] in countries
+    )
 
 
 @dataclasses.dataclass
@@ -110,11 +144,13 @@ class Scene:
 
 @pytest.fixture
 def scene(tenant: SandboxInfo, tmp_path: Path) -> Iterator[Scene]:
+    doc = generated_tenant()
     ready = tmp_path / "sandbox-ready.json"
     ready.write_text(json.dumps(dataclasses.asdict(tenant)), encoding="utf-8")
-    policy = (ROOT / "policies" / "sandbox.yaml").read_text(encoding="utf-8")
-    policy = policy.replace("max_removals_per_hour: 50", f"max_removals_per_hour: {LIMIT}")
-    (tmp_path / "policy.yaml").write_text(policy, encoding="utf-8")
+    (tmp_path / "policy.yaml").write_text(policy_text(doc), encoding="utf-8")
+    with httpx.Client(base_url=tenant.control_url + "/", verify=tenant.ssl_context(), timeout=60) as control:
+        doc["apps"] = control.get("tenant").json()["apps"]  # the same app registrations and secrets
+        control.post("tenant", json=doc).raise_for_status()  # the next test's `tenant` fixture resets it
     host = start_host(
         tmp_path / "state",
         app="function_app:app",
@@ -124,11 +160,11 @@ def scene(tenant: SandboxInfo, tmp_path: Path) -> Iterator[Scene]:
             "SEATKEEPER_POLICY_FILE": str(tmp_path / "policy.yaml"),
         },
     )
-    with httpx.Client(verify=tenant.ssl_context()) as http:
-        token = confidential_app(
-            tenant, http, tenant.client_id, tenant.client_secret
-        ).acquire_token_for_client(scopes=[GRAPH_SCOPE])["access_token"]
     try:
+        with httpx.Client(verify=tenant.ssl_context()) as http:
+            token = confidential_app(
+                tenant, http, tenant.client_id, tenant.client_secret
+            ).acquire_token_for_client(scopes=[GRAPH_SCOPE])["access_token"]
         with (
             httpx.Client(
                 base_url=tenant.graph_url + "/",
@@ -137,7 +173,7 @@ def scene(tenant: SandboxInfo, tmp_path: Path) -> Iterator[Scene]:
                 timeout=30,
             ) as graph,
             httpx.Client(
-                base_url=tenant.control_url + "/", verify=tenant.ssl_context(), timeout=30
+                base_url=tenant.control_url + "/", verify=tenant.ssl_context(), timeout=60
             ) as control,
             httpx.Client(
                 base_url=host.api_url + "/", params={"code": host.function_key}, timeout=60, trust_env=False
@@ -171,89 +207,83 @@ def hr_event(
 
 
 def test_joiners_replays_leavers_a_mover_and_a_mass_leaver(scene: Scene) -> None:
+    """200 joiners, their replays, 50 leavers, a mover and a mass leaver, through the real service."""
     doc = scene.control.get("tenant").json()
-    before = scene.members(AMERICAS, EMEA, APAC, PILOTS)
-    joiners = [u for u in doc["users"] if u["id"] not in before and u.get("accountEnabled")]
-    assert len(joiners) > 150
+    groups = regions(doc)
+    before = scene.members(*groups)
+    joiners = [u for u in doc["users"] if u["id"] not in before][:JOINERS]
+    assert len(joiners) == JOINERS
+    by_id = {u["id"]: u for u in joiners}
+    chosen = {u["id"]: g for u in joiners if (g := selected_group(u, groups)) is not None}
     consumed, _ = scene.consumed()
     scene.control.post(f"skus/{COPILOT}/seats", json={"enabled": consumed + FREE_SEATS}).raise_for_status()
     now = scene.now()
 
-    # Every joiner at once, in two batches of at most 100; the hire date is today.
+    # 200 joiners posted at once (two batches of 100), hire date today, across departments and countries.
     today = now - timedelta(minutes=1)
     events = [hr_event("joiner", u, recorded=now - timedelta(days=3), when=today) for u in joiners]
     answers = [scene.post(events[i : i + 100]) for i in range(0, len(events), 100)]
-    assert [status for status, _ in answers] == [202] * len(answers)
+    assert [status for status, _ in answers] == [202, 202]
     scene.idle()
 
-    after = scene.members(AMERICAS, EMEA, APAC)
+    after = scene.members(*groups)
     added = {u: g for u, g in after.items() if u not in before}
-    by_id = {u["id"]: u for u in joiners}
-    chosen = {u["id"]: g for u in joiners if (g := selected_group(u)) is not None}
     assert all(chosen.get(u) == g for u, g in added.items())  # only whom the rules select, in their group
-    assert 0 < len(added) <= FREE_SEATS
+    assert len(added) == FREE_SEATS  # every free seat used, none more
     consumed_now, enabled = scene.consumed()
     assert consumed_now <= enabled
     assert all(scene.copilot_states(u) == [(g, "Active")] for u, g in list(added.items())[:10])
-
     seats = scene.seats()
     pending = {p.user_id: p.reasons for p in asyncio.run(seats.pending())}
-    left_out = set(chosen) - set(added)
-    assert left_out <= set(pending)  # the rest of the selected wait, each with its reasons
-    assert all(pending[u] for u in left_out)
-    assert any(reasons == (Reason.NO_SEAT,) for reasons in pending.values())
-    assert not (set(pending) & (set(by_id) - set(chosen)))  # people no rule selects are not pending
+    assert {u: pending.get(u) for u in set(chosen) - set(added)} == dict.fromkeys(
+        set(chosen) - set(added), (Reason.NO_SEAT,)
+    )  # the rest of the selected wait for a seat, with that reason
+    assert not set(pending) & (set(by_id) - set(chosen))  # people no rule selects are not pending
 
     # Duplicated and replayed events change nothing.
     replay = [scene.post(events[i : i + 100]) for i in range(0, len(events), 100)]
     assert {r["outcome"] for _, body in replay for r in body["results"]} == {"duplicate"}
     scene.idle()
-    assert scene.members(AMERICAS, EMEA, APAC) == after
+    assert scene.members(*groups) == after
 
-    # Five leavers: their seats go to people waiting, first come first served.
+    # 50 leavers free 50 seats; they go to the people waiting, first come first served.
     waiting = [e.user_id for e in asyncio.run(seats.waitlist())]
-    leavers = list(added)[:5]
+    assert len(waiting) >= LEAVERS
+    leavers = list(added)[:LEAVERS]
     now = scene.now()
-    status, _ = scene.post(
-        [hr_event("leaver", by_id[u], recorded=now, when=now - timedelta(minutes=1)) for u in leavers]
-    )
-    assert status == 202
+    gone = [hr_event("leaver", by_id[u], recorded=now, when=now - timedelta(minutes=1)) for u in leavers]
+    assert scene.post(gone)[0] == 202
     scene.advance(15 * 60)
-    after_leave = scene.members(AMERICAS, EMEA, APAC)
+    after_leave = scene.members(*groups)
     assert not set(leavers) & set(after_leave)
-    served = [u for u in waiting if u in after_leave]
-    assert served == waiting[: len(served)]
-    assert len(served) == 5
+    assert [u for u in waiting if u in after_leave] == waiting[:LEAVERS]
     consumed_now, enabled = scene.consumed()
     assert consumed_now <= enabled
 
-    # A mover from EMEA to the Americas keeps Copilot throughout: both groups first, then only the new one.
-    mover = next(u for u, g in after_leave.items() if g == EMEA and u in added)
+    # A mover changes region: both groups first, then only the new one; Copilot never stops.
+    mover = next(u for u, g in after_leave.items() if g == groups[1] and u in by_id)
     consumed_now, _ = scene.consumed()
     # The gate reserves a seat for the overlap; people already waiting come first, so buy enough for all.
-    scene.control.post(f"skus/{COPILOT}/seats", json={"enabled": consumed_now + 60}).raise_for_status()
+    scene.control.post(f"skus/{COPILOT}/seats", json={"enabled": consumed_now + 100}).raise_for_status()
     scene.advance(61)  # past the SKU cache: the extra seats are seen
     now = scene.now()
-    status, _ = scene.post(
-        [hr_event("mover", by_id[mover], recorded=now, when=now - timedelta(minutes=1), country="US")]
-    )
-    assert status == 202
+    moved = hr_event("mover", by_id[mover], recorded=now, when=now - timedelta(minutes=1), country="US")
+    assert scene.post([moved])[0] == 202
     scene.idle()
-    assert sorted(scene.copilot_states(mover)) == sorted([(EMEA, "Active"), (AMERICAS, "Active")])
+    assert sorted(scene.copilot_states(mover)) == sorted([(groups[1], "Active"), (groups[0], "Active")])
     scene.advance(15 * 60)
-    assert scene.copilot_states(mover) == [(AMERICAS, "Active")]
-    assert mover not in scene.members(EMEA)
+    assert scene.copilot_states(mover) == [(groups[0], "Active")]
+    assert mover not in scene.members(groups[1])
 
-    # A mass leaver past the guard (limit 12 an hour): nobody is removed, one incident is raised.
+    # An hour later, a mass leaver past the guard (60 an hour): nobody is removed, one incident is raised.
+    scene.advance(3600, step=900)
     teams_before = len(scene.control.get("teams").json()["value"])
-    remaining = [u for u in scene.members(AMERICAS, EMEA, APAC) if u in by_id][: LIMIT + 1]
+    remaining = [u for u in scene.members(*groups) if u in by_id][: LIMIT + 1]
     assert len(remaining) == LIMIT + 1
     now = scene.now()
     mass = [hr_event("leaver", by_id[u], recorded=now, when=now - timedelta(minutes=1)) for u in remaining]
-    status, _ = scene.post(mass)
-    assert status == 202
+    assert scene.post(mass)[0] == 202
     scene.advance(15 * 60)
-    still = scene.members(AMERICAS, EMEA, APAC)
-    assert set(remaining) <= set(still)
+    assert set(remaining) <= set(scene.members(*groups))
     posts = scene.control.get("teams").json()["value"][teams_before:]
     assert sum("removals held" in json.dumps(p) for p in posts) == 1

@@ -67,8 +67,9 @@ def body(*items: Any) -> bytes:
         (b'{"value": {}}', JSON, 400),
         (b"\xff\xfe", JSON, 400),
         (b" " * (MAX_BODY_BYTES + 1), JSON, 413),
+        (b"[" * 100_000, JSON, 400),
     ],
-    ids=["wrong-type", "no-type", "bad-json", "array", "value-not-list", "not-utf8", "too-large"],
+    ids=["wrong-type", "no-type", "bad-json", "array", "value-not-list", "not-utf8", "too-large", "too-deep"],
 )
 def test_unusable_deliveries_are_refused_with_a_status(
     raw: bytes, content_type: str | None, status: int

@@ -20,6 +20,7 @@ from handlers.onboarding import OnboardingDeps, Step, handle_hr_message
 from handlers.tenant_reads import TenantReads
 from seatkeeper.adapters.seat_store import StateSeatStore
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
+from seatkeeper.core.errors import Rejected, Unavailable
 from seatkeeper.core.graph_port import MemberAddResult
 from seatkeeper.core.hr_events import HrEvent, HrWork, hr_message, parse_event
 from seatkeeper.core.hr_rules import Condition, HrRule, HrSettings, Op, RuleField
@@ -49,10 +50,15 @@ class HrTenant(Tenant):
     its seat, and a record of Lifecycle Workflows resumes."""
 
     resumed: list[tuple[str, str]] = field(default_factory=list)
+    refuse_resume: bool = False
+    unavailable_reads: int = 0
 
     async def get(
         self, path: str, *, params: Mapping[str, str] | None = None, retry_not_found: bool = False
     ) -> Mapping[str, Any]:
+        if self.unavailable_reads:
+            self.unavailable_reads -= 1
+            raise Unavailable(f"GET {path}: 503")
         if path == "/users" and params and "$filter" in params:
             wanted = params["$filter"].split("'")[1]
             return {"value": [dict(u) for u in self.users.values() if u.get("employeeId") == wanted]}
@@ -62,6 +68,8 @@ class HrTenant(Tenant):
         self, method: str, path: str, body: Mapping[str, Any] | None = None, *, idempotent: bool = False
     ) -> Mapping[str, Any] | None:
         if path.startswith("/identityGovernance/"):
+            if self.refuse_resume:
+                raise Rejected("POST resume: 403", status=403, code="Authorization_RequestDenied")
             self.resumed.append((path, str((body or {})["data"]["operationStatus"])))
             return None
         return await super().send(method, path, body, idempotent=idempotent)
@@ -493,3 +501,24 @@ async def test_lifecycle_workflow_events_resume_their_workflow_once_decided(hr: 
 def test_admission_results_are_what_joiners_report() -> None:
     """The joiner's result is admission's own enum (one path, no second decision)."""
     assert Result.ADDED.value == "added"
+
+
+async def test_a_permanent_failure_completes_the_message_with_its_reason(hr: Hr) -> None:
+    """Graph refuses the workflow callback: the message completes as failed (no endless retry); the admission
+    it made stands."""
+    user = hr.user(1, "E1")
+    hr.tenant.refuse_resume = True
+    path = "/identityGovernance/lifecycleWorkflows/workflows/w/tasks/t/taskProcessingResults/r/resume"
+    assert await hr.post(joiner(), callback=path) is Step.FAILED
+    assert hr.tenant.member_of(user) == [GROUP]
+
+
+async def test_a_delivery_that_failed_midway_is_taken_in_on_redelivery(hr: Hr) -> None:
+    """Graph was down after the person's record was written: the redelivery still admits the joiner."""
+    user = hr.user(1, "E1")
+    hr.tenant.unavailable_reads = 1
+    message = hr_message(HrWork(hr.parsed(joiner())), correlation_id="c")
+    with pytest.raises(Unavailable):
+        await handle_hr_message(message.body(), hr.deps, message_id="m1", idempotency=hr.idempotency)
+    again = await handle_hr_message(message.body(), hr.deps, message_id="m1", idempotency=hr.idempotency)
+    assert (again.step, hr.tenant.member_of(user)) == (Step.ADMITTED, [GROUP])

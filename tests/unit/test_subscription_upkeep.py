@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from handlers.subscription_upkeep import SubscriptionTarget, UpkeepDeps, run_upkeep
 from seatkeeper.cli.subscriptions import status_rows
 from seatkeeper.core.client_state import client_state_matches
-from seatkeeper.core.errors import Forbidden
+from seatkeeper.core.errors import ConfigurationError, Forbidden
 from seatkeeper.core.notifications import GROUP_CHANGED
 from seatkeeper.core.sensitive import Secret
 from seatkeeper.core.subscription_plan import (
@@ -23,6 +27,8 @@ from seatkeeper.core.subscription_plan import (
     plan_upkeep,
 )
 from seatkeeper.core.subscription_records import SubscriptionRecords
+from seatkeeper.notification_wiring import subscription_target
+from seatkeeper.settings import CredentialKind, GraphSettings, Mode, Settings
 from tests.unit.notification_fakes import T0, DeltaGraph, FakeClock, MemoryStore, RecordingQueue
 
 URL = "https://sk.example/api/graph/notifications"
@@ -169,3 +175,25 @@ def test_the_cli_status_names_each_groups_health_and_what_upkeep_would_delete() 
         ("gone", "to delete (left_policy)"),
     ]
     assert rows[0]["group"] == "Copilot OK"
+
+
+def _settings(**overrides: object) -> Settings:
+    graph = GraphSettings("t", "https://127.0.0.1:1/v1.0", "https://127.0.0.1:1/t", CredentialKind.SECRET)
+    base = Settings(Mode.SANDBOX, graph, Path("p.yaml"), KEY, None, Path("d"), "json", "INFO")
+    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def test_the_notification_urls_carry_the_webhook_key_and_missing_settings_are_named() -> None:
+    """Both URLs under /api with ?code=<key>; without key or base URL, a ConfigurationError names them."""
+    target = subscription_target(
+        _settings(graph_webhook_key=Secret("a/b+c"), public_base_url="https://sk.example")
+    )
+    assert target.notification_url.reveal() == "https://sk.example/api/graph/notifications?code=a%2Fb%2Bc"
+    assert target.lifecycle_url.reveal() == "https://sk.example/api/graph/lifecycle?code=a%2Fb%2Bc"
+    assert target.endpoint == "https://sk.example/api/graph/notifications"
+    with pytest.raises(ConfigurationError) as missing:
+        subscription_target(_settings())
+    assert [p.split(" ")[0] for p in missing.value.problems] == [
+        "SEATKEEPER_PUBLIC_BASE_URL",
+        "SEATKEEPER_GRAPH_WEBHOOK_KEY",
+    ]
