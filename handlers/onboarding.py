@@ -36,7 +36,10 @@ from seatkeeper.core.people import Person
 from seatkeeper.core.person_mapping import PERSON_SELECT, person_from_entra, person_from_hr
 from seatkeeper.core.policy import Severity
 from seatkeeper.core.ports import StateStore
+from seatkeeper.core.reasons import Reason
 from seatkeeper.core.removal_safety import SETTLE, PlannedRemoval, removal_refusal
+from seatkeeper.core.seat_ports import Addition, PendingPerson, SeatStore
+from seatkeeper.core.seats import ReleaseReason, Reservation, WaitlistEntry
 from seatkeeper.core.skus import SkuCatalogue
 
 PEOPLE_TABLE: Final = "hrpeople"
@@ -366,6 +369,72 @@ class _PersonReads(TenantReads):
         return replace(person, license_assignments=kept, assigned_licenses=licenses)
 
 
+class _MoverSeats:
+    """The seat store for a mover who already holds the new group's Copilot SKUs through the old group:
+    a user in several groups assigning one product uses one license of it (Entra, licensing-group-advanced),
+    so the overlap needs no free seat and nothing is reserved for it. All else goes to the real store."""
+
+    def __init__(self, inner: SeatStore) -> None:
+        self.inner = inner
+
+    async def headroom(self, catalogue: SkuCatalogue, sku_ids: tuple[str, ...], *, now: datetime) -> int:
+        return max(1, await self.inner.headroom(catalogue, sku_ids, now=now))
+
+    async def reserve(
+        self, catalogue: SkuCatalogue, *, user_id: str, group_id: str, sku_ids: tuple[str, ...], now: datetime
+    ) -> bool:
+        return True
+
+    async def mark_active(self, user_id: str, group_id: str, active_since: datetime) -> None:
+        await self.inner.mark_active(user_id, group_id, active_since)
+
+    async def release(self, user_id: str, group_id: str, reason: ReleaseReason) -> None:
+        await self.inner.release(user_id, group_id, reason)
+
+    async def reservations(self) -> tuple[Reservation, ...]:
+        return await self.inner.reservations()
+
+    async def join_waitlist(self, entry: WaitlistEntry) -> None:
+        await self.inner.join_waitlist(entry)
+
+    async def leave_waitlist(self, user_id: str, group_id: str) -> None:
+        await self.inner.leave_waitlist(user_id, group_id)
+
+    async def waitlist(self, group_id: str | None = None) -> tuple[WaitlistEntry, ...]:
+        return await self.inner.waitlist(group_id)
+
+    async def record_pending(
+        self, user_id: str, group_id: str, reasons: tuple[Reason, ...], since: datetime, *, now: datetime
+    ) -> None:
+        await self.inner.record_pending(user_id, group_id, reasons, since, now=now)
+
+    async def clear_pending(self, user_id: str, group_id: str) -> None:
+        await self.inner.clear_pending(user_id, group_id)
+
+    async def pending(self, group_id: str | None = None) -> tuple[PendingPerson, ...]:
+        return await self.inner.pending(group_id)
+
+    async def record_addition(self, addition: Addition) -> None:
+        await self.inner.record_addition(addition)
+
+    async def addition(self, user_id: str, group_id: str) -> Addition | None:
+        return await self.inner.addition(user_id, group_id)
+
+
+def _seat_carried_over(person: Person, ld: LicenseDeps, group_id: str, leaving: Sequence[str]) -> bool:
+    """True when the person holds every Copilot SKU of the new group, active, through the groups left."""
+    licensing = ld.policy.group(group_id)
+    if licensing is None or not leaving:
+        return False
+    wanted = frozenset(s.lower() for s in licensing.copilot_sku_ids)
+    held = {
+        a.sku_id
+        for a in person.assignments_for(wanted)
+        if a.is_active and a.assigned_by_group in {g.lower() for g in leaving}
+    }
+    return held == set(wanted)
+
+
 async def _admit(
     run: _Run, person: Person, group_id: str, rule: str | None, *, leaving: Sequence[str] = ()
 ) -> Result:
@@ -377,6 +446,8 @@ async def _admit(
         leaving=frozenset(g.lower() for g in leaving),
     )
     ld = replace(run.ld, reads=reads)
+    if _seat_carried_over(person, run.ld, group_id, leaving):
+        ld = replace(ld, seats=_MoverSeats(run.ld.seats))
     request = AdmitRequest(
         person.id,
         group_id,

@@ -76,7 +76,7 @@ async def verify_members(
             policy=deps.policy,
             catalogue=catalogue,
             removed_at=check.added_at or now,
-            now=now,
+            now=_checked_at(check, now),
         )
         snapshot = GroupSnapshot(licensing.id, licensing.display_name)
         await unit.perform(verdict.commands, person=leaver, group=snapshot, catalogue=catalogue, now=now)
@@ -105,7 +105,7 @@ async def verify_members(
             policy=deps.policy,
             catalogue=catalogue,
             added_at=added_at,
-            now=now,
+            now=_checked_at(check, now),
             reprocesses=check.reprocesses,
         )
         snapshot = GroupSnapshot(licensing.id, licensing.display_name)
@@ -130,6 +130,13 @@ async def verify_members(
     # Seats appear when bought (seen in a snapshot at most SKU_TTL old) or freed (seen in a fresh one).
     served = await serve_waiting(deps, correlation_id=correlation_id, version=version, fresh=freed)
     return tuple(results), served
+
+
+def _checked_at(check: LicenseCheck, now: datetime) -> datetime:
+    """A scheduled check happens no earlier than its due time: the handler's clock may lag the queue's
+    (clock skew; the local host follows the sandbox's clock with a delay), and a next re-check computed
+    from an earlier time could fall on this message's own due time (same id: dropped, ending the chain)."""
+    return max(now, check.due_at) if check.due_at is not None else now
 
 
 async def _forget(deps: LicenseDeps, user_id: str, group_id: str, reason: ReleaseReason) -> None:

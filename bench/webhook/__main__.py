@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -70,8 +71,12 @@ def _ms(text: str) -> float:
     return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
+_runs = itertools.count(1)
+
+
 def run_wrk(label: str, url: str, args: argparse.Namespace, env: dict[str, str], duration: int) -> WrkResult:
-    """Run wrk once and parse its summary."""
+    """Run wrk once and parse its summary (each run gets new sequence numbers: BENCH_RUN)."""
+    env = {**env, "BENCH_RUN": str(next(_runs))}
     command = [
         "wrk",
         f"-t{args.threads}",

@@ -4,7 +4,8 @@
 (`python -m sandbox generate`), serves it, writes a current policy (the tenant's three Copilot groups, no
 rules) and a new one (HR rules: Engineering -> region 1, Sales -> region 2, nobody else), and runs the real
 command (`python -m seatkeeper whatif --policy NEW --summary-only --json`) in a child process against it:
-wall time, the child's peak RSS (from `wait4`) and the Graph requests the sandbox counted. Loopback only.
+wall time, the child's peak RSS (VmHWM, read by the child itself: `ru_maxrss` would include the RSS a forked
+child inherits from this parent) and the Graph requests the sandbox counted. Loopback only.
 """
 
 from __future__ import annotations
@@ -99,26 +100,25 @@ def measure(users: int, workdir: Path, *, throttling: bool) -> Run:
             "SEATKEEPER_LOG_LEVEL": "WARNING",
         }
         started = time.monotonic()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "seatkeeper", "whatif", "--policy", str(new), "--summary-only", "--json"],
+        peak_file = workdir / "peak.txt"
+        command = ["whatif", "--policy", str(new), "--summary-only", "--json"]
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.whatif.child", str(peak_file), *command],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            check=False,
         )
-        assert child.stdout is not None
-        output = child.stdout.read()
-        _, status, usage = os.wait4(child.pid, 0)
         seconds = time.monotonic() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        child.stdout.close()
         if child.returncode != 0:
             raise RuntimeError(f"whatif exited with {child.returncode}")
-        summary = json.loads(output.decode().strip().splitlines()[-1])
+        summary = json.loads(child.stdout.decode().strip().splitlines()[-1])
+        peak_mib = int(peak_file.read_text(encoding="ascii")) / 1024
         counters = _control(info, "GET", "/counters")
     finally:
         stop_sandbox(process)
-    return Run(users, seconds, usage.ru_maxrss / 1024, sum(counters["requests"].values()), summary)
+    return Run(users, seconds, peak_mib, sum(counters["requests"].values()), summary)
 
 
 def main() -> int:

@@ -21,6 +21,7 @@ import getpass
 import json
 import re
 import sys
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -241,9 +242,12 @@ async def admit_plans(
     each bulk add. A transient error propagates with everything before it saved (rerun to resume)."""
     todo = remaining(plans)
     done: dict[str, PersonPlan] = {}
+    run_id = uuid.uuid4().hex  # every run's messages (re-checks, alerts) carry their own ids
     for index, part in enumerate(chunks(todo)):
         requests = [AdmitRequest(str(p.user_id), gating.group_id, gating.reason, requested_by) for p in part]
-        admissions = await admit(requests, deps, correlation_id=f"rollout:{name}", version=f"{name}:{index}")
+        admissions = await admit(
+            requests, deps, correlation_id=run_id, version=f"rollout:{name}:{run_id}:{index}"
+        )
         results = [
             replace(
                 plan, state=_RESULT[a.result], reasons=tuple(r.value for r in a.reasons), summary=a.summary

@@ -43,6 +43,7 @@ LICENSE_CHECK_SCHEMA: Final[Mapping[str, Any]] = {
         "group_id": _ID,
         "change": {"enum": ["added", "removed", "recheck"]},
         "added_at": {"type": ["string", "null"], "format": "date-time", "maxLength": 40},
+        "due_at": {"type": ["string", "null"], "format": "date-time", "maxLength": 40},
         "reprocesses": {"type": "integer", "minimum": 0, "maximum": 10},
         "source": {"type": "string", "maxLength": 64},
     },
@@ -87,7 +88,8 @@ class AdmitRequest:
 
 @dataclass(frozen=True)
 class LicenseCheck:
-    """Look at `user_id`'s Copilot license from `group_id`; `added_at` None means "since now"."""
+    """Look at `user_id`'s Copilot license from `group_id`; `added_at` None means "since now". `due_at` is
+    when a scheduled check fell due: the check happens no earlier, whatever the handler's clock says."""
 
     user_id: str
     group_id: str
@@ -95,6 +97,7 @@ class LicenseCheck:
     added_at: datetime | None = None
     reprocesses: int = 0
     source: str = ""
+    due_at: datetime | None = None
 
 
 def _lower(value: str) -> str:
@@ -135,6 +138,8 @@ def check_message(
     }
     if check.added_at is not None:
         payload["added_at"] = check.added_at.astimezone(UTC).isoformat()
+    if due_at is not None:
+        payload["due_at"] = due_at.astimezone(UTC).isoformat()
     if check.source:
         payload["source"] = check.source
     return Message(
@@ -162,21 +167,24 @@ def parse_admit(payload: Mapping[str, Any]) -> AdmitRequest:
 
 
 def parse_check(payload: Mapping[str, Any]) -> LicenseCheck:
-    """The check of a validated `license.check` payload; InvalidInput for an unreadable `added_at`."""
-    raw = payload.get("added_at")
-    added_at: datetime | None = None
-    if raw:
-        try:
-            added_at = datetime.fromisoformat(str(raw))
-        except ValueError as exc:
-            raise InvalidInput("license.check has a bad added_at", ["payload['added_at']"]) from exc
-        if added_at.tzinfo is None:
-            added_at = added_at.replace(tzinfo=UTC)
+    """The check of a validated `license.check` payload; InvalidInput for an unreadable time."""
     return LicenseCheck(
         user_id=_lower(str(payload["user_id"])),
         group_id=_lower(str(payload["group_id"])),
         change=Change(str(payload.get("change", Change.ADDED.value))),
-        added_at=added_at,
+        added_at=_instant(payload, "added_at"),
         reprocesses=int(payload.get("reprocesses", 0)),
         source=str(payload.get("source", "")),
+        due_at=_instant(payload, "due_at"),
     )
+
+
+def _instant(payload: Mapping[str, Any], name: str) -> datetime | None:
+    raw = payload.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(str(raw))
+    except ValueError as exc:
+        raise InvalidInput(f"license.check has a bad {name}", [f"payload['{name}']"]) from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -44,6 +44,12 @@ from seatkeeper.core.usage_locations import usable_fix
 FIRST_RECHECK: Final = timedelta(minutes=2)
 """The first re-check after an add; each later one waits twice as long, the last is at the deadline."""
 
+EARLY_DELIVERY: Final = timedelta(seconds=5)
+"""How early, by the handler's clock, a scheduled re-check may arrive (skew between the queue and the
+worker; the local host re-reads the sandbox's clock once a second). The next re-check is computed from now
+plus this, so it never falls on the due time of the message being handled: that would give it the same
+message id, drop it as a duplicate, and end the chain of re-checks."""
+
 
 def recheck_offsets(deadline: timedelta) -> tuple[timedelta, ...]:
     """Offsets from the add at which verification looks again: 2, 4, 8, 16… minutes, then the deadline."""
@@ -120,8 +126,12 @@ class _Context:
     def label(self) -> str:
         return self.person.user_principal_name or self.person.id
 
+    @property
+    def next_due(self) -> datetime | None:
+        return next_check_at(self.added_at, self.now + EARLY_DELIVERY, self.policy.verification_deadline)
+
     def recheck(self, reprocesses: int | None = None) -> tuple[ScheduleRecheck, ...]:
-        due = next_check_at(self.added_at, self.now, self.policy.verification_deadline)
+        due = self.next_due
         if due is None:
             return ()
         count = self.reprocesses if reprocesses is None else reprocesses
@@ -350,7 +360,7 @@ def _judge(ctx: _Context) -> Verification:
     active = {sku_id: s for sku_id, s in states.items() if s is not None and s.is_active}
     if states and len(active) == len(states):
         return _done(ctx, active)
-    due = next_check_at(ctx.added_at, ctx.now, ctx.policy.verification_deadline)
+    due = ctx.next_due
     if due is not None:
         return Verification(
             Status.PENDING,
@@ -388,10 +398,10 @@ def _judge(ctx: _Context) -> Verification:
 def next_removal_check_at(removed_at: datetime, now: datetime, deadline: timedelta) -> datetime:
     """When to look again at a leaver whose seat did not come back: the usual growing delays up to the
     deadline, then once per deadline period (nobody else looks: the user is in no licensing group)."""
-    due = next_check_at(removed_at, now, deadline)
+    due = next_check_at(removed_at, now + EARLY_DELIVERY, deadline)
     if due is not None:
         return due
-    periods = (now - removed_at) // deadline + 1
+    periods = (now + EARLY_DELIVERY - removed_at) // deadline + 1
     return removed_at + deadline * periods
 
 

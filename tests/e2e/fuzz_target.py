@@ -21,7 +21,7 @@ import httpx
 from seatkeeper.adapters.embedded_queue import EMBEDDED_QUEUE_FILE
 from seatkeeper.adapters.sqlite_state import EMBEDDED_STATE_FILE, SqliteStateStore
 from seatkeeper.core.subscription_records import BY_ID, SUBSCRIPTIONS_TABLE
-from tests.e2e.host_process import RunningHost, start_host, wait_for
+from tests.e2e.host_process import ROOT, RunningHost, start_host, wait_for
 from tests.fixtures.sandbox import SandboxInfo
 
 # Cases per endpoint: `make test` runs 2,000, `python -m bench.fuzz` 10,000 (it sets this variable).
@@ -30,6 +30,14 @@ DEFAULT_EXAMPLES: Final = 2_000
 # Kinds an HTTP intake enqueues, with the payload marks that tell them from what timers enqueue.
 WEBHOOK_QUEUE: Final = "group-changes"
 HR_QUEUE: Final = "hr-events"
+# A Lifecycle Workflow the fuzz policy maps to joiners, so some fuzzed payloads are accepted.
+FUZZ_WORKFLOW_ID: Final = "5f0c2a47-1c1e-4a8e-9a55-0d7f3c9e2b10"
+_FUZZ_POLICY_HR: Final = f"""
+hr:
+  lifecycle_workflows:
+    - workflow_id: {FUZZ_WORKFLOW_ID}
+      event: joiner
+"""
 
 
 def fuzz_examples() -> int:
@@ -70,6 +78,7 @@ class FuzzTarget:
     subscription_ids: tuple[str, ...]
     secrets: tuple[str, ...]
     _queue: sqlite3.Connection
+    accepted: int = 0  # events the intakes said they accepted, over the whole module
 
     def __repr__(self) -> str:
         # Hypothesis prints a failing test's arguments: never the keys and secrets this object holds.
@@ -128,6 +137,9 @@ def fuzz_target(sandbox: SandboxInfo, workdir: Path) -> Iterator[FuzzTarget]:
     raw_secret = secrets.token_bytes(32)
     hr_secret = "whsec_" + base64.b64encode(raw_secret).decode("ascii")
     client_state_key = secrets.token_urlsafe(32)
+    policy = workdir / "policy.yaml"
+    sandbox_policy = (ROOT / "policies" / "sandbox.yaml").read_text(encoding="utf-8")
+    policy.write_text(sandbox_policy + _FUZZ_POLICY_HR, encoding="utf-8")
     host = start_host(
         workdir / "state",
         app="function_app:app",
@@ -135,6 +147,7 @@ def fuzz_target(sandbox: SandboxInfo, workdir: Path) -> Iterator[FuzzTarget]:
         extra_env={
             "SEATKEEPER_HR_SIGNING_SECRET": hr_secret,
             "SEATKEEPER_CLIENT_STATE_KEY": client_state_key,
+            "SEATKEEPER_POLICY_FILE": str(policy),
         },
     )
     queue = sqlite3.connect(host.state_dir / EMBEDDED_QUEUE_FILE, timeout=30, check_same_thread=False)

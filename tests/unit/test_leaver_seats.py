@@ -20,7 +20,7 @@ from seatkeeper.core.license_messages import AdmitRequest, Change, LicenseCheck
 from seatkeeper.core.people import AssignmentState, LicenseAssignment
 from seatkeeper.core.reasons import Reason
 from seatkeeper.core.seats import ReleaseReason
-from seatkeeper.core.verification import Status, next_removal_check_at, verify_removal
+from seatkeeper.core.verification import Status, next_removal_check_at, verify, verify_removal
 from tests.unit.license_world import World, build_world, sku_json, user_json
 from tests.unit.test_gate_builders import COPILOT, E3, GROUP, NOW, USER, active, catalogue, person, policy
 
@@ -149,3 +149,46 @@ async def test_a_kept_seat_is_not_handed_to_the_waitlist_until_it_is_back(world:
     assert again.status == "removed"
     assert (LICENSE_NOT_ACTIVE, "gone") in world.sender.alerts()
     assert [a.user_id for a in served.admitted if a.result is Result.ADDED] == [second]
+
+
+@pytest.mark.parametrize(
+    "early",
+    [pytest.param(timedelta(0), id="on-time"), pytest.param(timedelta(seconds=1), id="a-second-early")],
+)
+def test_a_recheck_handled_slightly_early_schedules_the_next_one_not_itself(early: timedelta) -> None:
+    """The 2-minute re-check handled a second early (queue/worker skew, the local host's clock cache) must
+    schedule the 4-minute one: the same due time would be the same message id, dropped, ending the chain."""
+    now = NOW + timedelta(minutes=2) - early
+    member = person(E3, states=(active(E3),))
+    pending = verify(
+        member,
+        group=policy().licensing_groups[0],
+        policy=policy(),
+        catalogue=catalogue(),
+        added_at=NOW,
+        now=now,
+    )
+    leaver = verify_removal(
+        person(E3, states=(active(E3), _kept())), group=policy().licensing_groups[0], policy=policy(),
+        catalogue=catalogue(), removed_at=NOW, now=now,
+    )  # fmt: skip
+    assert (pending.recheck_at, leaver.recheck_at) == (NOW + timedelta(minutes=4), NOW + timedelta(minutes=4))
+
+
+@pytest.mark.anyio
+async def test_a_check_is_made_as_of_its_due_time_when_the_handlers_clock_lags(world: World) -> None:
+    """The queue delivered the 2-minute re-check while the handler's clock still read the add time (the
+    local host follows a sandbox clock jump with a delay): the next re-check is the 4-minute one."""
+    user = world.tenant.add_user(user_json(23))
+    [admission] = await admit(
+        [AdmitRequest(user, GROUP, "test", "tester")], world.deps, correlation_id="c", version="v"
+    )
+    assert admission.result is Result.ADDED
+    [(_, first_due, _)] = world.sender.rechecks()
+    assert first_due is not None
+    world.sender.sent.clear()
+    added = world.clock.now()
+    due = LicenseCheck(user, GROUP, Change.RECHECK, added, source="recheck", due_at=first_due)
+    (checked,), _ = await verify_members([due], world.deps, correlation_id="c", version="v")
+    assert checked.status == "pending"
+    assert [when for _, when, _ in world.sender.rechecks()] == [added + timedelta(minutes=4)]

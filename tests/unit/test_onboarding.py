@@ -366,6 +366,19 @@ async def test_a_mover_gets_the_new_group_before_leaving_the_old_one(hr: Hr) -> 
     assert hr.tenant.license(user, OTHER) == ("Active", "None")
 
 
+async def test_a_mover_needs_no_free_seat(hr: Hr) -> None:
+    """Every seat taken: the move still happens (the same SKU through two groups is one seat)."""
+    user = hr.user(1, "E1")
+    await hr.post(joiner())
+    copilot = hr.tenant._copilot()
+    copilot["prepaidUnits"]["enabled"] = copilot["consumedUnits"]
+    hr.clock.advance(timedelta(minutes=2))  # past the SKU cache
+    await hr.post(mover("E1", "Legal", recorded=hr.clock.now()))
+    await hr.pump(hr.clock.now() + timedelta(hours=1))
+    assert hr.tenant.member_of(user) == [OTHER]
+    assert copilot["consumedUnits"] <= copilot["prepaidUnits"]["enabled"]
+
+
 async def test_a_mover_waits_while_the_new_license_is_not_active(hr: Hr) -> None:
     """The new group's license stays pending: the old group is kept (no gap), then one alert."""
     user = hr.user(1, "E1")
