@@ -4,7 +4,7 @@
 (`python -m sandbox generate`), serves it, writes a current policy (the tenant's three Copilot groups, no
 rules) and a new one (HR rules: Engineering -> region 1, Sales -> region 2, nobody else), and runs the real
 command (`python -m seatkeeper whatif --policy NEW --summary-only --json`) in a child process against it:
-wall time, the child's peak RSS (VmHWM, read by the child itself: `ru_maxrss` would include the RSS a forked
+wall time (next to a child that only reads the same user pages: the Graph-paging baseline), the child's peak RSS (VmHWM, read by the child itself: `ru_maxrss` would include the RSS a forked
 child inherits from this parent) and the Graph requests the sandbox counted. Loopback only.
 """
 
@@ -35,6 +35,7 @@ class Run:
 
     users: int
     seconds: float
+    paging_seconds: float  # the same pages read by a process that evaluates nothing
     peak_rss_mib: float
     requests: int
     summary: dict[str, Any]
@@ -99,26 +100,34 @@ def measure(users: int, workdir: Path, *, throttling: bool) -> Run:
             "SEATKEEPER_DATA_DIR": str(workdir / "data"),
             "SEATKEEPER_LOG_LEVEL": "WARNING",
         }
-        started = time.monotonic()
-        peak_file = workdir / "peak.txt"
-        command = ["whatif", "--policy", str(new), "--summary-only", "--json"]
-        child = subprocess.run(
-            [sys.executable, "-m", "bench.whatif.child", str(peak_file), *command],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            check=False,
+        baseline, _, _ = _child(["--pages-only"], env, workdir)
+        _control(info, "POST", "/counters/reset")
+        seconds, peak_mib, output = _child(
+            ["whatif", "--policy", str(new), "--summary-only", "--json"], env, workdir
         )
-        seconds = time.monotonic() - started
-        if child.returncode != 0:
-            raise RuntimeError(f"whatif exited with {child.returncode}")
-        summary = json.loads(child.stdout.decode().strip().splitlines()[-1])
-        peak_mib = int(peak_file.read_text(encoding="ascii")) / 1024
+        summary = json.loads(output.strip().splitlines()[-1])
         counters = _control(info, "GET", "/counters")
     finally:
         stop_sandbox(process)
-    return Run(users, seconds, peak_mib, sum(counters["requests"].values()), summary)
+    return Run(users, seconds, baseline, peak_mib, sum(counters["requests"].values()), summary)
+
+
+def _child(command: list[str], env: dict[str, str], workdir: Path) -> tuple[float, float, str]:
+    """Run `bench.whatif.child` with `command`: wall seconds, peak RSS in MiB, stdout."""
+    peak_file = workdir / "peak.txt"
+    started = time.monotonic()
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.whatif.child", str(peak_file), *command],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"{command[0]} exited with {child.returncode}")
+    return seconds, int(peak_file.read_text(encoding="ascii")) / 1024, child.stdout.decode()
 
 
 def main() -> int:
@@ -132,7 +141,8 @@ def main() -> int:
             run = measure(users, Path(tmp), throttling=not args.no_throttling)
         s = run.summary
         print(
-            f"whatif {run.users:>7} users: {run.seconds:6.1f} s, peak RSS {run.peak_rss_mib:6.1f} MiB, "
+            f"whatif {run.users:>7} users: {run.seconds:6.1f} s (paging alone {run.paging_seconds:5.1f} s), "
+            f"peak RSS {run.peak_rss_mib:6.1f} MiB, "
             f"{run.requests} Graph requests; gain {s['gain']} lose {s['lose']} change {s['change_group']} "
             f"blocked {s['blocked']}"
         )
