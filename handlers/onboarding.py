@@ -256,12 +256,18 @@ async def handle_work(work: HrWork, message: Message, deps: OnboardingDeps) -> H
     return await _act_logged(run, record)
 
 
+def _act_at(run: _Run) -> datetime:
+    """When the event is due: its effective time (a joiner's hire date less the policy's lead days)."""
+    event = run.event
+    if event.type is HrEventType.JOINER:
+        return event.effective_at - timedelta(days=run.ld.policy.hr.hire_lead_days)
+    return event.effective_at
+
+
 async def _take_in(run: _Run, record: PersonRecord) -> Handled:
     """A newly received event: scheduled for its effective time, or acted on now."""
     event = run.event
-    act_at = event.effective_at
-    if event.type is HrEventType.JOINER:
-        act_at -= timedelta(days=run.ld.policy.hr.hire_lead_days)
+    act_at = _act_at(run)
     if act_at > run.now:
         await run.next(Stage.DUE, act_at)
         log.info(
@@ -318,7 +324,9 @@ async def _act(run: _Run, record: PersonRecord) -> Handled:
 
 async def _wait_for_account(run: _Run, record: PersonRecord) -> Handled:
     hr = run.ld.policy.hr
-    if run.now - record.first_seen < hr.user_wait:
+    # The wait counts from when the event is due, not from its arrival: HR often posts a hire weeks ahead,
+    # and the account is usually created only days before the start.
+    if run.now - max(record.first_seen, _act_at(run)) < hr.user_wait:
         await run.next(Stage.FIND_USER, run.now + hr.user_recheck, attempt=run.work.attempt + 1)
         return Handled(Step.WAITING_FOR_ACCOUNT)
     hours = int(hr.user_wait.total_seconds() // 3600)
@@ -476,6 +484,12 @@ async def _mover(run: _Run, person: Person) -> Handled:
     choice = choose_group(run.ld.policy.hr_rules, person)
     current = _copilot_groups(person, run.ld)
     old = [g for g in current if g != choice.group_id]
+    # A place the person waited in for a group the rules no longer choose is given up, so that a seat
+    # freed there later does not add them to the old group as well.
+    for group in run.ld.policy.licensing_groups:
+        if group.id.lower() != choice.group_id:
+            await run.ld.seats.clear_pending(person.id, group.id.lower())
+            await run.ld.seats.leave_waitlist(person.id, group.id.lower())
     if choice.group_id is not None and choice.group_id not in current:
         result = await _admit(run, person, choice.group_id, choice.rule, leaving=old)
         if old:

@@ -36,7 +36,7 @@ COPILOT: Final = "639dec6b-bb19-468b-871c-c5c441c4b0cb"
 REGION_COUNTRIES: Final = (("US", "CA", "BR"), ("GB", "DE", "FR", "NL"), ("JP", "AU", "IN"))
 COPILOT_DEPARTMENTS: Final = ("Sales", "Engineering", "Marketing", "Finance", "Legal")
 # Sandbox-only signing secret of this run's HR intake (not a credential of anything real).
-SIGNING_SECRET: Final = "whsec_" + "c2FuZGJveC1vbmx5LWNoYW9zLWhyLXNpZ25pbmc="  # noqa: S105
+SIGNING_SECRET: Final = "whsec_" + "c2FuZGJveC1vbmx5LWNoYW9zLWhyLXNpZ25pbmc="
 GRAPH_TIMEOUT_SECONDS: Final = 2.0
 HR_SOURCE: Final = "/hr/chaos"
 PEOPLE_TABLE: Final = "hrpeople"  # onboarding's record of the newest event applied to a person
@@ -111,10 +111,14 @@ class ChaosReport:
 
 
 def policy_text(groups: Sequence[str]) -> str:
-    """Three region groups; the rules pick the group by department and country; no removal guard in the way."""
+    """Three region groups, picked by department and country; no removal guard in the way."""
     lines = ["version: 1", "licensing_groups:"]
     for n, group in enumerate(groups):
-        lines += [f"  - id: {group}", f"    display_name: Copilot region {n + 1}", f"    copilot_sku_ids: [{COPILOT}]"]
+        lines += [
+            f"  - id: {group}",
+            f"    display_name: Copilot region {n + 1}",
+            f"    copilot_sku_ids: [{COPILOT}]",
+        ]
     lines += [
         f"copilot_skus:\n  sku_ids: [{COPILOT}]",
         "blast_radius:\n  max_removals_per_hour: 100000",
@@ -160,14 +164,18 @@ class Person:
 class Chaos:
     """One run's tenant, host and clients."""
 
-    def __init__(self, sandbox: SandboxInfo, workdir: Path, scale: ChaosScale, seed: int, say: Callable[[str], None]):
+    def __init__(
+        self, sandbox: SandboxInfo, workdir: Path, scale: ChaosScale, seed: int, say: Callable[[str], None]
+    ):
         self.sandbox = sandbox
         self.workdir = workdir
         self.scale = scale
-        self.random = random.Random(seed)
+        self.random = random.Random(seed)  # noqa: S311 - a reproducible workload, not a secret
         self.say = say
         self.report = ChaosReport(seed=seed, scale=scale)
-        self.control = httpx.Client(base_url=sandbox.control_url + "/", verify=sandbox.ssl_context(), timeout=120)
+        self.control = httpx.Client(
+            base_url=sandbox.control_url + "/", verify=sandbox.ssl_context(), timeout=120
+        )
         self.graph = httpx.Client(base_url=sandbox.graph_url + "/", verify=sandbox.ssl_context(), timeout=60)
         self.host: RunningHost | None = None
         self.groups: list[str] = []
@@ -180,17 +188,20 @@ class Chaos:
         """A generated tenant (E3 for everyone) with plenty of Copilot seats: seats never decide here."""
         s = self.scale
         bystanders = max(8, s.group_edits // 4)
-        doc = tenant_gen.large_tenant(s.joiners + bystanders, 4, seed=self.report.seed % 1_000_000)
+        doc = tenant_gen.large_tenant(s.joiners + bystanders + 10, 4, seed=self.report.seed % 1_000_000)
         doc["apps"] = self.control.get("tenant").json()["apps"]
-        self.control.post("faults", json={"seed": 0, "rules": []})
         self.control.delete("faults")
         self.control.post("tenant", json=doc).raise_for_status()
         self.groups = [g["id"] for g in doc["groups"] if g["displayName"].startswith("Copilot")]
-        users = [u for u in doc["users"] if u.get("employeeId")]
+        copilot = [g for g in doc["groups"] if g["id"] in self.groups]
+        for group in copilot:  # members from before the run: an admin's; they must stay as they are
+            for member in group.get("members", []):
+                self.bystanders.setdefault(member, set()).add(group["id"])
+        users = [u for u in doc["users"] if u.get("employeeId") and u["id"] not in self.bystanders]
         self.random.shuffle(users)
         for user in users[: s.joiners]:
             self.people[user["employeeId"]] = Person(user, str(user.get("usageLocation") or "US"))
-        self.bystanders = {u["id"]: set() for u in users[s.joiners : s.joiners + bystanders]}
+        self.bystanders.update({u["id"]: set() for u in users[s.joiners : s.joiners + bystanders]})
         self.control.post(f"skus/{COPILOT}/seats", json={"enabled": 10 * len(users) + 100}).raise_for_status()
         with httpx.Client(verify=self.sandbox.ssl_context()) as http:
             token = confidential_app(
@@ -229,11 +240,13 @@ class Chaos:
     def faults(self, on: bool) -> None:
         """20 % of Graph requests fail: 429 with Retry-After, 503, slow past the client timeout, dropped."""
         if not on:
-            fired = self.control.get("faults").json()
-            rules = fired.get("rules", fired) if isinstance(fired, dict) else fired
-            for rule in rules if isinstance(rules, list) else []:
+            described = self.control.get("faults").json()
+            rules = described.get("rules", []) if isinstance(described, dict) else described
+            for rule in rules:
                 kind = str(rule.get("kind"))
-                self.report.faults_fired[kind] = self.report.faults_fired.get(kind, 0) + int(rule.get("fired", 0))
+                self.report.faults_fired[kind] = self.report.faults_fired.get(kind, 0) + int(
+                    rule.get("fired", 0)
+                )
             self.control.delete("faults").raise_for_status()
             return
         each = 1 - (1 - self.scale.fault_rate) ** 0.25  # four rules, tried in turn: 20 % in all
@@ -276,7 +289,7 @@ class Chaos:
         return event
 
     def post(self, events: Sequence[dict[str, Any]]) -> None:
-        """Post a batch as an HR system would: again until it is taken (refused, failed or the host is down)."""
+        """Post a batch as an HR system would: again until it is taken (failed, or the host is down)."""
         body = json.dumps(list(events))
         for attempt in range(200):
             assert self.host is not None
@@ -290,7 +303,9 @@ class Chaos:
                 "x-functions-key": self.host.function_key,
             }
             try:
-                answer = httpx.post(f"{self.host.api_url}/hr/events", content=body, headers=headers, timeout=60)
+                answer = httpx.post(
+                    f"{self.host.api_url}/hr/events", content=body, headers=headers, timeout=60
+                )
             except httpx.TransportError:
                 answer = None
             if answer is not None and answer.status_code == 202:
@@ -299,7 +314,9 @@ class Chaos:
                 return
             self.report.intake_retries += 1
             if answer is not None and answer.status_code < 500:
-                raise AssertionError(f"HR intake refused a valid batch: {answer.status_code} {answer.text[:300]}")
+                raise AssertionError(
+                    f"HR intake refused a valid batch: {answer.status_code} {answer.text[:300]}"
+                )
             time.sleep(min(2.0, 0.1 * (attempt + 1)))
         raise AssertionError("HR intake never took a batch")
 
@@ -320,33 +337,36 @@ class Chaos:
         with group edits, duplicate posts and kills at random moments."""
         s = self.scale
         people = list(self.people.values())
-        steps: list[tuple[str, Person | None]] = [("joiner", p) for p in people]
-        leavers = set(self.random.sample(range(len(people)), s.leavers))
-        movable = [i for i in range(len(people)) if i not in leavers]
-        movers = set(self.random.sample(movable, min(s.movers, len(movable))))
-        steps += [("leaver", people[i]) for i in sorted(leavers)]
-        steps += [("mover", people[i]) for i in sorted(movers)]
-        steps += [("edit", None)] * s.group_edits
-        # Shuffle, then push each person's later events behind their joiner (HR order is kept per person).
-        self.random.shuffle(steps)
-        steps.sort(key=lambda step: 0 if step[0] in ("joiner", "edit") else 1)
-        tail = steps[len(people) + s.group_edits // 2 :]
-        head = steps[: len(people) + s.group_edits // 2]
-        self.random.shuffle(tail)
-        steps = head + tail
+        first: list[tuple[str, Person | None]] = [("joiner", p) for p in people] + [
+            ("edit", None)
+        ] * s.group_edits
+        self.random.shuffle(first)
+        keyed = [(float(i), step) for i, step in enumerate(first)]
+        joined_at = {id(p): k for k, (kind, p) in keyed if kind == "joiner"}
+        leavers = self.random.sample(people, s.leavers)
+        movers = self.random.sample(
+            [p for p in people if p not in leavers], min(s.movers, len(people) - s.leavers)
+        )
+        # A person's later event goes anywhere after their joiner: HR's order is kept per person only.
+        for kind, chosen in (("leaver", leavers), ("mover", movers)):
+            for someone in chosen:
+                later: tuple[str, Person | None] = (kind, someone)
+                keyed.append((self.random.uniform(joined_at[id(someone)], len(first)), later))
+        keyed.sort(key=lambda pair: pair[0])
+        steps = [step for _, step in keyed]
         kill_at = set(self.random.sample(range(1, len(steps)), min(s.kills, len(steps) - 1)))
         pending: list[dict[str, Any]] = []
         sent: list[list[dict[str, Any]]] = []
-        for index, (kind, person) in enumerate(steps):
+        for index, (step, person) in enumerate(steps):
             if index in kill_at:
                 self.kill_and_restart()
             if person is None:
                 self.group_edit()
                 continue
-            if kind == "leaver":
+            if step == "leaver":
                 person.left = True
                 pending.append(self.event("leaver", person))
-            elif kind == "mover":
+            elif step == "mover":
                 region = self.random.choice([c for c in REGION_COUNTRIES if person.country not in c])
                 person.country = self.random.choice(region)
                 # HR-driven provisioning moves the Entra account too (usage location follows the country).
@@ -375,7 +395,12 @@ class Chaos:
 
     def advance(self, seconds: int, step: int = 300) -> None:
         assert self.host is not None
-        body = {"seconds": seconds, "max_step_seconds": step, "idle_url": self.host.info["idle_url"], "idle_timeout": 120}
+        body = {
+            "seconds": seconds,
+            "max_step_seconds": step,
+            "idle_url": self.host.info["idle_url"],
+            "idle_timeout": 120,
+        }
         self.control.post("clock/advance", json=body, timeout=3_600).raise_for_status()
         time.sleep(1.2)  # the service re-reads the sandbox clock's offset at most once a second
         self.idle()
@@ -422,11 +447,15 @@ class Chaos:
     def alerted_queues(self) -> set[str]:
         return {str(i["subject"]) for i in self.incidents() if i["problem"] == "queue.dead_letters"}
 
-    def incidents(self) -> list[dict[str, Any]]:
+    def state_file(self) -> Path:
         assert self.host is not None
+        return self.host.state_dir / EMBEDDED_STATE_FILE
+
+    def incidents(self) -> list[dict[str, Any]]:
+        path = self.state_file()
 
         async def read() -> list[dict[str, Any]]:
-            store = SqliteStateStore(self.host.state_dir / EMBEDDED_STATE_FILE)  # type: ignore[union-attr]
+            store = SqliteStateStore(path)
             try:
                 return [dict(e.data) async for e in store.query(INCIDENTS_TABLE)]
             finally:
@@ -435,10 +464,10 @@ class Chaos:
         return asyncio.run(read())
 
     def people_records(self) -> dict[str, dict[str, Any]]:
-        assert self.host is not None
+        path = self.state_file()
 
         async def read() -> dict[str, dict[str, Any]]:
-            store = SqliteStateStore(self.host.state_dir / EMBEDDED_STATE_FILE)  # type: ignore[union-attr]
+            store = SqliteStateStore(path)
             try:
                 return {e.partition: dict(e.data) async for e in store.query(PEOPLE_TABLE)}
             finally:
@@ -463,20 +492,32 @@ class Chaos:
         members = self.members()
         records = self.people_records()
         for person in self.people.values():
-            expected = None if person.left else implied_group(person.user.get("department"), person.country, self.groups)
+            expected = (
+                None
+                if person.left
+                else implied_group(person.user.get("department"), person.country, self.groups)
+            )
             actual = members.get(person.user["id"], set())
             if actual != ({expected} if expected else set()):
                 self.report.wrong_final_states += 1
-                self.report.wrong.append(f"{person.employee_id}: expected {expected}, member of {sorted(actual)}")
+                kinds = "/".join(str(e["type"]).rsplit(".", 1)[-1] for e in person.events)
+                self.report.wrong.append(
+                    f"{person.employee_id} ({person.user['id']}, {kinds}, {person.user.get('department')}, "
+                    f"{person.country}): expected {expected}, member of {sorted(actual)}"
+                )
             record = records.get(person.employee_id)
             newest = person.events[-1]["id"] if person.events else None
             if record is None or record.get("event_id") != newest or not record.get("applied"):
                 self.report.lost_events += 1
-                self.report.wrong.append(f"{person.employee_id}: newest event {newest}, record {record and record.get('event_id')}")
+                self.report.wrong.append(
+                    f"{person.employee_id}: newest event {newest}, record {record and record.get('event_id')}"
+                )
         for user, held in self.bystanders.items():
             if members.get(user, set()) != held:
                 self.report.wrong_final_states += 1
-                self.report.wrong.append(f"bystander {user}: admin left {sorted(held)}, now {sorted(members.get(user, set()))}")
+                self.report.wrong.append(
+                    f"bystander {user}: admin left {sorted(held)}, now {sorted(members.get(user, set()))}"
+                )
         self.report.people_checked = len(self.people) + len(self.bystanders)
         sku = next(s for s in self.graph.get("subscribedSkus").json()["value"] if s["skuId"] == COPILOT)
         over = int(sku["consumedUnits"]) - int(sku["prepaidUnits"]["enabled"])
@@ -486,7 +527,9 @@ class Chaos:
         posts = [json.dumps(p, sort_keys=True) for p in self.control.get("teams").json()["value"]]
         self.report.duplicate_alerts = sum(n - 1 for n in Counter(posts).values() if n > 1)
         for incident in self.incidents():
-            opened = Counter(n["occurrence"] for n in json.loads(incident["notices_json"]) if n["kind"] == "opened")
+            opened = Counter(
+                n["occurrence"] for n in json.loads(incident["notices_json"]) if n["kind"] == "opened"
+            )
             self.report.duplicate_alerts += sum(n - 1 for n in opened.values() if n > 1)
 
     def close(self) -> None:

@@ -4,8 +4,9 @@
 (`python -m sandbox generate`), serves it, writes a current policy (the tenant's three Copilot groups, no
 rules) and a new one (HR rules: Engineering -> region 1, Sales -> region 2, nobody else), and runs the real
 command (`python -m seatkeeper whatif --policy NEW --summary-only --json`) in a child process against it:
-wall time (next to a child that only reads the same user pages: the Graph-paging baseline), the child's peak RSS (VmHWM, read by the child itself: `ru_maxrss` would include the RSS a forked
-child inherits from this parent) and the Graph requests the sandbox counted. Loopback only.
+wall time, next to a child that only reads the same user pages (the Graph-paging baseline); the child's
+peak RSS (VmHWM, read by the child itself: `ru_maxrss` would include the RSS a forked child inherits from
+this parent); and the Graph requests the sandbox counted. Loopback only.
 """
 
 from __future__ import annotations

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TextIO
 
 from handlers.tenant_reads import TenantReads
 from seatkeeper.core.errors import ConfigurationError, NotFound, PermanentError, TransientError
-from seatkeeper.core.graph_port import GraphPort
+from seatkeeper.core.graph_port import GraphPage, GraphPort
 from seatkeeper.core.groups import GroupSnapshot
 from seatkeeper.core.membership_rule import PROPERTIES, RuleError, parse_rule
 from seatkeeper.core.policy import Policy
@@ -153,7 +154,7 @@ async def preview(
             emit({"type": "warning", "message": f"licensing group {group_id} does not exist in the tenant"})
     whatif = WhatIf(current, new, groups, catalogue, reads.clock.now(), rules=list(previews))
     select = ",".join(dict.fromkeys((*WHATIF_SELECT, *PROPERTIES)))
-    async for page in graph.pages("/users", params={"$select": select, "$top": PAGE_SIZE}):
+    async for page in prefetched(graph.pages("/users", params={"$select": select, "$top": PAGE_SIZE})):
         for user in page.items:
             change = whatif.observe(user)
             if change is not None:
@@ -173,6 +174,35 @@ async def preview(
         if progress is not None:
             progress(whatif.people)
     return whatif.summary()
+
+
+async def prefetched(pages: AsyncIterator[GraphPage]) -> AsyncGenerator[GraphPage, None]:
+    """The same pages, the next one requested while this one is evaluated (Graph works while we do).
+
+    At most one page waits in the queue, so memory stays at a few pages whatever the tenant's size; an
+    error of the reader is raised here, in order.
+    """
+    queue: asyncio.Queue[GraphPage | BaseException | None] = asyncio.Queue(maxsize=1)
+
+    async def read() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+        except Exception as error:  # noqa: BLE001 - handed over to the consumer, which raises it
+            await queue.put(error)
+            return
+        await queue.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
 
 
 def _progress(err: TextIO) -> Callable[[int], None]:

@@ -39,6 +39,7 @@ from seatkeeper.localhost.catalog import (
     load_app,
 )
 from seatkeeper.localhost.embedded_source import EmbeddedQueueSource
+from seatkeeper.localhost.hr_signing import sandbox_secret
 from seatkeeper.localhost.http_server import build_app
 from seatkeeper.localhost.invoker import Invoker
 from seatkeeper.localhost.keys import GRAPH_WEBHOOK_KEY, load_or_create
@@ -182,12 +183,15 @@ def _banner(
     catalog: Catalog,
     ready: Mapping[str, Any] | None,
     mode: str,
+    hr_secret_file: Path | None = None,
 ) -> None:
     lines = [
         f"Seatkeeper local host ({mode})",
         f"  API            {api_url}/<route>",
         f"  keys file      {keys_file}",
     ]
+    if hr_secret_file is not None:
+        lines.append(f"  HR signing     {hr_secret_file}  (the sandbox run's SEATKEEPER_HR_SIGNING_SECRET)")
     lines += [f"  http           {api_url}/{f.route.template}  [{f.auth_level.value}]" for f in catalog.http]
     lines += [f"  timer          {f.name}  [{f.schedule}]" for f in catalog.timers]
     lines += [f"  queue          {f.name}  <- {f.queue}" for f in catalog.queues]
@@ -216,6 +220,7 @@ class _Tenant:
     refresh: RefreshClock | None = None
     ready: dict[str, Any] | None = None
     sandbox: SandboxProcess | None = None
+    hr_secret_file: Path | None = None
 
 
 async def _prepare_tenant(options: HostOptions, environ: MutableMapping[str, str]) -> _Tenant:
@@ -245,7 +250,9 @@ async def _prepare_tenant(options: HostOptions, environ: MutableMapping[str, str
     environ[settings_module.SANDBOX_READY_FILE] = str(ready_path)
     context = ssl.create_default_context(cafile=str(ready["ca_file"]))
     business = SandboxBusinessClock(str(ready["control_url"]), verify=context)
-    return _Tenant("sandbox", business, business.refresh, ready, sandbox)
+    # Sandbox mode signs HR events out of the box with a generated secret kept beside the keys.
+    hr_secret_file = sandbox_secret(environ, options.state_dir)
+    return _Tenant("sandbox", business, business.refresh, ready, sandbox, hr_secret_file)
 
 
 async def serve(options: HostOptions, *, out: TextIO = sys.stdout) -> int:
@@ -297,7 +304,13 @@ async def serve(options: HostOptions, *, out: TextIO = sys.stdout) -> int:
         environ[HOSTNAME_VARIABLE] = f"127.0.0.1:{port}"
         api_url = f"http://127.0.0.1:{port}" + (f"/{prefix}" if prefix else "")
         _banner(
-            out, api_url=api_url, keys_file=keys_file, catalog=catalog, ready=tenant.ready, mode=tenant.mode
+            out,
+            api_url=api_url,
+            keys_file=keys_file,
+            catalog=catalog,
+            ready=tenant.ready,
+            mode=tenant.mode,
+            hr_secret_file=tenant.hr_secret_file,
         )
         _write_ready(ready_file, port=port, api_url=api_url, keys_file=keys_file, ready=tenant.ready)
         await _run_until_signalled(host, source, options)

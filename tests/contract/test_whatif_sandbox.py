@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from handlers.tenant_reads import TenantReads
 from seatkeeper.adapters.clocks import WallClock
@@ -17,7 +18,7 @@ from seatkeeper.cli.whatif import preview, rule_previews
 from seatkeeper.core.graph_port import GraphPort
 from seatkeeper.core.policy import Policy
 from seatkeeper.core.sensitive import Secret
-from seatkeeper.policy_file import load_policy, parse_policy
+from seatkeeper.policy_file import parse_policy
 from seatkeeper.settings import CredentialKind, GraphSettings
 from tests.fixtures.sandbox import SandboxInfo
 
@@ -65,18 +66,14 @@ async def graph(tenant: SandboxInfo) -> AsyncIterator[GraphPort]:
             await close()
 
 
-def sales_only() -> Policy:
-    """The sandbox policy plus one HR rule: Sales goes to Copilot - Americas, nobody else gets Copilot."""
-    text = (
-        (ROOT / "policies" / "sandbox.yaml")
-        .read_text(encoding="utf-8")
-        .replace(
-            "hr_rules: []",
-            "hr_rules:\n  - name: sales\n    when:\n      department: {equals: Sales}\n"
-            f"    group_id: {AMERICAS}\n",
-        )
-    )
-    return parse_policy(text, source="sales-only.yaml")
+def sandbox_policy(hr_rules: list[dict[str, Any]]) -> Policy:
+    """The sandbox's policy with these HR rules instead of its own."""
+    data = yaml.safe_load((ROOT / "policies" / "sandbox.yaml").read_text(encoding="utf-8"))
+    data["hr_rules"] = hr_rules
+    return parse_policy(yaml.safe_dump(data), source="sandbox-variant.yaml")
+
+
+SALES_ONLY = [{"name": "sales", "when": {"department": {"equals": "Sales"}}, "group_id": AMERICAS}]
 
 
 async def users(graph: GraphPort) -> dict[str, Mapping[str, Any]]:
@@ -91,8 +88,9 @@ async def users(graph: GraphPort) -> dict[str, Mapping[str, Any]]:
 async def test_whatif_agrees_with_the_tenant_and_writes_nothing(
     tenant: SandboxInfo, graph: GraphPort
 ) -> None:
-    """Losses are members of Copilot groups outside Sales, gains and group changes are in Sales; the
-    membershipRule preview adds exactly the enabled Marketing people; every request is a read."""
+    """From no rules (people stay where they are) to "Sales goes to Americas": losses are members of
+    Copilot groups outside Sales, gains and group changes are in Sales; the membershipRule preview adds
+    exactly the enabled Marketing people; every request is a read."""
     everyone = await users(graph)
     control(tenant, "POST", "/counters/reset")
     records: list[Mapping[str, Any]] = []
@@ -103,8 +101,8 @@ async def test_whatif_agrees_with_the_tenant_and_writes_nothing(
     summary = await preview(
         graph,
         TenantReads(graph, WallClock()),
-        load_policy(ROOT / "policies" / "sandbox.yaml"),
-        sales_only(),
+        sandbox_policy([]),
+        sandbox_policy(SALES_ONLY),
         previews,
         emit=records.append,
     )

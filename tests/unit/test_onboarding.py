@@ -305,6 +305,27 @@ async def test_a_joiner_never_in_entra_raises_one_alert_at_the_deadline(hr: Hr) 
     assert hr.steps[-1] is Step.ACCOUNT_MISSING
 
 
+async def test_a_hire_posted_weeks_ahead_waits_for_its_account_from_the_hire_date(hr: Hr) -> None:
+    """Posted 30 days ahead, account created 5 hours after the start: admitted, no alert, no Failed."""
+    hire = NOW + timedelta(days=30)
+    assert await hr.post(joiner(hire=hire)) is Step.SCHEDULED
+    await hr.pump(hire + timedelta(hours=4))
+    user = hr.user(1, "E1")
+    await hr.pump(hire + timedelta(hours=6))
+    assert hr.tenant.member_of(user) == [GROUP]
+    assert ("hr.account_missing", "present") not in hr.alerts()
+
+
+async def test_a_hire_posted_weeks_ahead_alerts_72_hours_after_the_hire_date(hr: Hr) -> None:
+    """No account ever: the one alert comes at the deadline counted from the hire date, not before."""
+    hire = NOW + timedelta(days=30)
+    await hr.post(joiner(hire=hire))
+    await hr.pump(hire + timedelta(hours=71))
+    assert hr.alerts() == []
+    await hr.pump(hire + timedelta(hours=74))
+    assert hr.alerts() == [("hr.account_missing", "present")]
+
+
 # -- ordering --------------------------------------------------------------------------------------------
 
 
@@ -397,6 +418,22 @@ async def test_a_mover_who_no_longer_qualifies_is_removed(hr: Hr) -> None:
     assert await hr.post(mover("E1", "Finance")) is Step.REMOVALS_PLANNED
     await hr.pump(NOW + timedelta(hours=1))
     assert hr.tenant.member_of(user) == []
+
+
+async def test_a_pending_mover_waits_only_for_the_new_group(hr: Hr) -> None:
+    """Pending for Sales, moved to Legal: the seat freed later goes to Legal, never to Sales as well."""
+    first = hr.user(1, "E1")
+    await hr.post(joiner())
+    copilot = hr.tenant._copilot()
+    copilot["prepaidUnits"]["enabled"] = copilot["consumedUnits"]
+    hr.clock.advance(timedelta(minutes=2))  # past the SKU cache
+    second = hr.user(2, "E2")
+    await hr.post(joiner("E2"))
+    await hr.post(mover("E2", "Legal", recorded=hr.clock.now()))
+    await hr.post(leaver(at=hr.clock.now(), recorded=hr.clock.now()))
+    await hr.pump(hr.clock.now() + timedelta(hours=1))
+    assert (hr.tenant.member_of(first), hr.tenant.member_of(second)) == ([], [OTHER])
+    assert await hr.license.seats.pending(GROUP) == ()
 
 
 # -- leavers and removal safety --------------------------------------------------------------------------
