@@ -393,17 +393,20 @@ class Chaos:
         idle_url = self.host.info["idle_url"]
         wait_for("an idle host", lambda: httpx.get(idle_url, timeout=30).json()["idle"], timeout)
 
-    def advance(self, seconds: int, step: int = 300) -> None:
+    def advance(self, seconds: int, step: int = 300, *, idle_timeout: float = 120, wait: bool = True) -> None:
+        """Move business time forward in steps, the sandbox waiting (up to `idle_timeout` s) for an idle host
+        after each; then wait for idle unless told not to (Graph down: the host retries, never idle)."""
         assert self.host is not None
         body = {
             "seconds": seconds,
             "max_step_seconds": step,
             "idle_url": self.host.info["idle_url"],
-            "idle_timeout": 120,
+            "idle_timeout": idle_timeout,
         }
         self.control.post("clock/advance", json=body, timeout=3_600).raise_for_status()
         time.sleep(1.2)  # the service re-reads the sandbox clock's offset at most once a second
-        self.idle()
+        if wait:
+            self.idle()
 
     def run_function(self, name: str) -> None:
         assert self.host is not None

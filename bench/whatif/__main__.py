@@ -68,6 +68,12 @@ def _control(info: SandboxInfo, method: str, path: str, body: Any = None) -> Any
         return response.json() if response.content else None
 
 
+def _fresh(info: SandboxInfo, *, throttling: bool) -> None:
+    """Reset the tenant (counters and Graph quota usage too), then set throttling as asked."""
+    _control(info, "POST", "/reset")
+    _control(info, "POST", "/throttling", {"enabled": throttling})
+
+
 def measure(users: int, workdir: Path, *, throttling: bool) -> Run:
     """Generate, serve and preview one tenant of `users` users."""
     tenant_file = workdir / f"tenant-{users}.json"
@@ -92,8 +98,6 @@ def measure(users: int, workdir: Path, *, throttling: bool) -> Run:
     del tenant
     process, info = start_sandbox(workdir, "--tenant", str(tenant_file))
     try:
-        _control(info, "POST", "/throttling", {"enabled": throttling})
-        _control(info, "POST", "/counters/reset")
         env = {
             **os.environ,
             "SEATKEEPER_SANDBOX_READY_FILE": str(workdir / "ready.json"),
@@ -101,8 +105,9 @@ def measure(users: int, workdir: Path, *, throttling: bool) -> Run:
             "SEATKEEPER_DATA_DIR": str(workdir / "data"),
             "SEATKEEPER_LOG_LEVEL": "WARNING",
         }
+        _fresh(info, throttling=throttling)
         baseline, _, _ = _child(["--pages-only"], env, workdir)
-        _control(info, "POST", "/counters/reset")
+        _fresh(info, throttling=throttling)
         seconds, peak_mib, output = _child(
             ["whatif", "--policy", str(new), "--summary-only", "--json"], env, workdir
         )

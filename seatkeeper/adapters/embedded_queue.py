@@ -80,6 +80,7 @@ CREATE INDEX IF NOT EXISTS seen_ids_expiry ON seen_ids (expires_at);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
+_IDS_PER_QUERY: Final = 500  # below SQLite's smallest host-parameter limit (999)
 _COLUMNS: Final = (
     "seq, queue, message_id, correlation_id, session_id, kind, subject, body, enqueued_at, visible_at, "
     "delivery_count, lock_token, locked_until, dead_seq, dead_reason, dead_description, dead_at"
@@ -135,6 +136,41 @@ def _datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _row(message: Message, wall: float) -> tuple[object, ...]:
+    """The `messages` columns of a new message, enqueued at `wall`."""
+    visible_at = _epoch(message.scheduled_for) if message.scheduled_for else 0.0
+    return (
+        message.queue,
+        message.message_id,
+        message.correlation_id,
+        message.session_id,
+        message.kind,
+        message.subject,
+        message.body(),
+        wall,
+        visible_at,
+    )
+
+
+def _seen(db: sqlite3.Connection, messages: Sequence[Message]) -> set[tuple[str, str]]:
+    """The (queue, message id) pairs of `messages` already in `seen_ids` (by its primary key)."""
+    by_queue: dict[str, list[str]] = {}
+    for message in messages:
+        by_queue.setdefault(message.queue, []).append(message.message_id)
+    seen: set[tuple[str, str]] = set()
+    for queue, ids in by_queue.items():
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _IDS_PER_QUERY):
+            chunk = unique[start : start + _IDS_PER_QUERY]
+            rows = db.execute(
+                "SELECT message_id FROM seen_ids WHERE queue = ? AND message_id IN "  # noqa: S608 -- placeholders only
+                f"({', '.join('?' * len(chunk))})",
+                (queue, *chunk),
+            )
+            seen.update((queue, str(found)) for (found,) in rows)
+    return seen
+
+
 class EmbeddedQueue:
     """Every queue of design §3 in one SQLite file; see the module docstring for the semantics."""
 
@@ -177,44 +213,31 @@ class EmbeddedQueue:
     def send_sync(self, messages: Sequence[Message]) -> list[str]:
         """`send` for synchronous callers; returns the ids actually enqueued (duplicates left out)."""
         wall = _epoch(self._wall.now())
-        accepted: list[str] = []
+        expires_at = wall + self._window
+        rows = [_row(m, wall) for m in messages]  # bodies serialised before the write lock is taken
         with self._transaction() as db:
             db.execute("DELETE FROM seen_ids WHERE expires_at <= ?", (wall,))
-            for message in messages:
-                if self._insert(db, message, wall):
-                    accepted.append(message.message_id)
-                else:
-                    _log.info("queue.duplicate_dropped", queue=message.queue, message_id=message.message_id)
-        return accepted
-
-    def _insert(self, db: sqlite3.Connection, message: Message, wall: float) -> bool:
-        seen = db.execute(
-            "SELECT 1 FROM seen_ids WHERE queue = ? AND message_id = ? AND expires_at > ?",
-            (message.queue, message.message_id, wall),
-        ).fetchone()
-        if seen:
-            return False
-        db.execute(
-            "INSERT OR REPLACE INTO seen_ids (queue, message_id, expires_at) VALUES (?, ?, ?)",
-            (message.queue, message.message_id, wall + self._window),
-        )
-        visible_at = _epoch(message.scheduled_for) if message.scheduled_for else 0.0
-        db.execute(
-            "INSERT INTO messages (queue, message_id, correlation_id, session_id, kind, subject, body, "
-            "enqueued_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                message.queue,
-                message.message_id,
-                message.correlation_id,
-                message.session_id,
-                message.kind,
-                message.subject,
-                message.body(),
-                wall,
-                visible_at,
-            ),
-        )
-        return True
+            # Every row left is inside the window: one look-up per queue, then two bulk inserts.
+            seen = _seen(db, messages)
+            fresh: list[tuple[object, ...]] = []
+            for message, row in zip(messages, rows, strict=True):
+                mark = (message.queue, message.message_id)
+                if mark not in seen:
+                    seen.add(mark)
+                    fresh.append(row)
+            db.executemany(
+                "INSERT OR REPLACE INTO seen_ids (queue, message_id, expires_at) VALUES (?, ?, ?)",
+                [(row[0], row[1], expires_at) for row in fresh],
+            )
+            db.executemany(
+                "INSERT INTO messages (queue, message_id, correlation_id, session_id, kind, subject, body, "
+                "enqueued_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                fresh,
+            )
+        if len(fresh) < len(messages):
+            # Debug only: redeliveries are routine (Graph, HR retries) and this is the webhook's hot path.
+            _log.debug("queue.duplicates_dropped", dropped=len(messages) - len(fresh), sent=len(messages))
+        return [str(row[1]) for row in fresh]
 
     # -- consumer ----------------------------------------------------------------------------------
 
