@@ -74,7 +74,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --record
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

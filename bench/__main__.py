@@ -1,20 +1,27 @@
-"""`python -m bench [--list] [NAME ...]`: run every benchmark of `bench/` (or the named ones) in turn.
+"""`python -m bench [--list] [--record [FILE]] [NAME ...]`: run every benchmark of `bench/`, or those named.
 
 A benchmark is a package `bench/<name>/` whose `__main__.py` defines `main()`, or a module `bench/<name>.py`
 that defines `main()`; each runs with its own defaults, as `python -m bench.<name>` would. New benchmarks
-are found without editing this file. The exit status is the worst of theirs.
+are found without editing this file. The exit status is the worst of theirs. `--record` appends what they
+printed, with the date, the machine and the command, to docs/benchmarks.md (`make bench` does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
+import platform
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import TextIO, cast
 
 BENCH = Path(__file__).resolve().parent
+RECORD_FILE = BENCH.parent / "docs" / "benchmarks.md"
 
 
 def discover() -> dict[str, str]:
@@ -50,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {sorted(found)})")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "--record",
+        nargs="?",
+        const=str(RECORD_FILE),
+        default=None,
+        metavar="FILE",
+        help=f"append what the benchmarks print, with date, machine and command, to FILE ({RECORD_FILE})",
+    )
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(found))
@@ -58,11 +73,42 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmarks {unknown}; known: {sorted(found)}")
     statuses: dict[str, int] = {}
-    for name in args.names or list(found):
-        print(f"== bench.{name}", flush=True)
-        statuses[name] = run(name, found[name])
-    print("== summary: " + ", ".join(f"{name} exit {status}" for name, status in statuses.items()))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, printed)) if args.record else contextlib.nullcontext():
+        for name in args.names or list(found):
+            print(f"== bench.{name}", flush=True)
+            statuses[name] = run(name, found[name])
+        print("== summary: " + ", ".join(f"{name} exit {status}" for name, status in statuses.items()))
+    if args.record:
+        record(Path(args.record), argv if argv is not None else sys.argv[1:], printed.getvalue())
     return max(statuses.values(), default=0)
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the terminal and keeps a copy (what benchmarks print; their subprocesses print directly)."""
+
+    def __init__(self, *streams: TextIO) -> None:
+        self._streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self._streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self._streams:
+            stream.flush()
+
+
+def record(path: Path, argv: list[str], printed: str) -> None:
+    """Append one run to the benchmarks page: date, machine, command and the figures as printed."""
+    load = os.getloadavg()[0]
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    command = " ".join(["python -m bench", *argv])
+    stamp = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with path.open("a", encoding="utf-8") as page:
+        page.write(f"\n## Run of `{command}` ({stamp})\n\n{machine}, load average {load:.1f} at the end.\n\n")
+        page.write("```text\n" + printed.rstrip() + "\n```\n")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from seatkeeper.core.notifications import (
     MAX_VALIDATION_TOKEN,
     NotificationItem,
     Refusal,
-    change_message,
+    group_changes_message,
     lifecycle_message,
     parse_batch,
 )
@@ -116,17 +116,24 @@ async def receive(request: WebhookRequest, deps: WebhookDeps, *, correlation_id:
     # One look-up per subscription, however many of its items the delivery carries.
     keys = {sid: await deps.keys.key(sid) for sid in dict.fromkeys(i.subscription_id for i in parsed.items)}
     messages: dict[str, Message] = {}
+    changes: dict[tuple[str, str], list[NotificationItem]] = {}
     for item in parsed.items:
-        message = _accept(item, keys[item.subscription_id], deps, correlation_id, tally)
-        if message is not None:
-            messages.setdefault(message.message_id, message)
+        accepted = _accept(item, keys[item.subscription_id], deps, correlation_id, tally)
+        tally.accepted += accepted is not None
+        if isinstance(accepted, str):
+            changes.setdefault((item.subscription_id, accepted), []).append(item)
+        elif accepted is not None:
+            messages.setdefault(accepted.message_id, accepted)
+    # One catch-up per group and delivery, whatever number of its notifications the delivery carries.
+    for (_, group_id), items in changes.items():
+        message = group_changes_message(items, group_id, correlation_id)
+        messages.setdefault(message.message_id, message)
     if messages:
         try:
             await deps.sender.send(list(messages.values()))
         except TransientError as error:
-            _log.error("graph.webhook_not_persisted", items=len(messages), error=type(error).__name__)
+            _log.error("graph.webhook_not_persisted", messages=len(messages), error=type(error).__name__)
             return WebhookResponse(503, "could not persist the notifications; retry later")
-    tally.accepted = len(messages)
     if tally.dropped:
         _log.warning(
             "graph.notifications_received",
@@ -142,8 +149,9 @@ async def receive(request: WebhookRequest, deps: WebhookDeps, *, correlation_id:
 
 def _accept(
     item: NotificationItem, key: SubscriptionKey | None, deps: WebhookDeps, correlation_id: str, tally: _Tally
-) -> Message | None:
-    """The message for an item whose clientState matches its subscription's, else None (dropped, counted)."""
+) -> Message | str | None:
+    """For an item whose clientState matches its subscription's: the lifecycle message, or the group id of a
+    change; else None (dropped, counted)."""
     if key is None:
         tally.drop(Drop.UNKNOWN_SUBSCRIPTION, subscription_id=item.subscription_id)
         return None
@@ -164,4 +172,4 @@ def _accept(
             tally.drop(Drop.UNKNOWN_EVENT)
             return None
         return lifecycle_message(item, key.group_id, correlation_id)
-    return change_message(item, key.group_id, correlation_id)
+    return key.group_id

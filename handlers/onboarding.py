@@ -27,7 +27,6 @@ from seatkeeper.core.errors import InvalidInput, NotFound, PermanentError
 from seatkeeper.core.groups import GroupSnapshot
 from seatkeeper.core.hr_events import HrEvent, HrEventType, HrWork, Stage, hr_message, parse_work
 from seatkeeper.core.hr_ordering import Order, PersonRecord, is_current, order, record_for
-from seatkeeper.core.hr_rules import choose_group
 from seatkeeper.core.idempotency import IdempotencyRecord
 from seatkeeper.core.incidents import AlertSignal, Cause, Fact, IncidentKey, Scope, alert_message
 from seatkeeper.core.license_messages import AdmitRequest
@@ -38,6 +37,7 @@ from seatkeeper.core.policy import Severity
 from seatkeeper.core.ports import StateStore
 from seatkeeper.core.reasons import Reason
 from seatkeeper.core.removal_safety import SETTLE, PlannedRemoval, removal_refusal
+from seatkeeper.core.rollout_records import RolloutRecords, target_with_rollouts
 from seatkeeper.core.seat_ports import Addition, PendingPerson, SeatStore
 from seatkeeper.core.seats import ReleaseReason, Reservation, WaitlistEntry
 from seatkeeper.core.skus import SkuCatalogue
@@ -470,7 +470,7 @@ async def _admit(
 
 
 async def _joiner(run: _Run, person: Person) -> Handled:
-    choice = choose_group(run.ld.policy.hr_rules, person)
+    choice = await target_with_rollouts(run.ld.policy, person, RolloutRecords(run.deps.state))
     if choice.group_id is None:
         await run.resume(completed=True)
         return Handled(Step.NO_GROUP)
@@ -481,7 +481,7 @@ async def _joiner(run: _Run, person: Person) -> Handled:
 
 async def _mover(run: _Run, person: Person) -> Handled:
     """New group first; the old ones are left only once the new license is Active (no gap)."""
-    choice = choose_group(run.ld.policy.hr_rules, person)
+    choice = await target_with_rollouts(run.ld.policy, person, RolloutRecords(run.deps.state))
     current = _copilot_groups(person, run.ld)
     old = [g for g in current if g != choice.group_id]
     # A place the person waited in for a group the rules no longer choose is given up, so that a seat
@@ -565,7 +565,7 @@ async def _verify_move(run: _Run) -> Handled:
     if entra is None:
         return Handled(Step.ACCOUNT_MISSING)
     person = person_from_hr(run.event.person, entra)
-    choice = choose_group(run.ld.policy.hr_rules, person)
+    choice = await target_with_rollouts(run.ld.policy, person, RolloutRecords(run.deps.state))
     current = _copilot_groups(person, run.ld)
     if choice.group_id is not None and current.get(choice.group_id, False):
         old = [g for g in current if g != choice.group_id]

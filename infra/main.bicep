@@ -15,8 +15,9 @@ param location string
 @description('Object id of the person or pipeline running azd: may set Key Vault secrets (postprovision hook).')
 param deployerPrincipalId string = ''
 
-@description('Entra tenant that Seatkeeper manages licenses in (defaults to the subscription\'s tenant).')
-param graphTenantId string = subscription().tenantId
+@description('Entra tenant that Seatkeeper manages licenses in; empty: the subscription\'s tenant.')
+param graphTenantId string = ''
+var managedTenantId = empty(graphTenantId) ? subscription().tenantId : graphTenantId
 
 @description('Email address that Azure Monitor alerts go to (empty: alert rules fire without a notification).')
 param alertEmail string = ''
@@ -27,6 +28,12 @@ param alertEmail string = ''
 @maxValue(40)
 @description('Most Function App instances at once (keeps Graph writes under the per-app-and-tenant quota).')
 param maximumInstanceCount int = 4
+
+@description('Client id of an app registration to call Graph with (its certificate `graph-certificate` in Key Vault); empty: the managed identity.')
+param graphClientId string = ''
+
+@description('Wire the Teams Workflows URL (Key Vault secret `teams-workflow-url`, created by you first) into the app.')
+param teamsAlerts bool = false
 
 @description('Policy file, relative to the app root, deployed with the code.')
 param policyFile string = 'policies/policy.yaml'
@@ -108,6 +115,7 @@ module roles 'modules/roles.bicep' = {
   params: {
     principalId: identity.outputs.principalId
     deployerPrincipalId: deployerPrincipalId
+    deployerManagesCertificates: !empty(graphClientId)
     storageAccountName: storage.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     keyVaultName: keyVault.outputs.name
@@ -131,9 +139,11 @@ module functionApp 'modules/functionapp.bicep' = {
     serviceBusNamespaceFqdn: serviceBus.outputs.fqdn
     keyVaultUri: keyVault.outputs.uri
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
-    graphTenantId: graphTenantId
+    graphTenantId: managedTenantId
     policyFile: policyFile
     maximumInstanceCount: maximumInstanceCount
+    graphClientId: graphClientId
+    teamsAlerts: teamsAlerts
   }
 }
 
@@ -159,4 +169,4 @@ output AZURE_SERVICE_BUS_NAMESPACE string = serviceBus.outputs.name
 output AZURE_STORAGE_ACCOUNT string = storage.outputs.name
 output SEATKEEPER_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output SEATKEEPER_IDENTITY_CLIENT_ID string = identity.outputs.clientId
-output SEATKEEPER_TENANT_ID string = graphTenantId
+output SEATKEEPER_TENANT_ID string = managedTenantId

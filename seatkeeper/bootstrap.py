@@ -25,6 +25,7 @@ from seatkeeper.adapters.graph.retrying import RetryPolicy
 from seatkeeper.adapters.graph.tokens import (
     TokenProvider,
     certificate_credential,
+    certificate_credential_from_content,
     confidential_client_provider,
     managed_identity_provider,
 )
@@ -35,7 +36,16 @@ from seatkeeper.core.ports import Clock, DeadLetterStore, MessageSender, Probe, 
 from seatkeeper.license_wiring import build_license_deps
 from seatkeeper.logs import configure_logging, get_logger, register_secret
 from seatkeeper.policy_file import load_policy
-from seatkeeper.settings import CredentialKind, GraphSettings, Mode, Settings, environment, load_settings
+from seatkeeper.settings import (
+    CLIENT_CERTIFICATE,
+    CLIENT_CERTIFICATE_PATH,
+    CredentialKind,
+    GraphSettings,
+    Mode,
+    Settings,
+    environment,
+    load_settings,
+)
 from seatkeeper.storage_wiring import build_clock, build_storage
 
 Closer = Callable[[], Awaitable[None]]
@@ -90,9 +100,8 @@ def _token_provider(graph: GraphSettings, http: httpx.Client) -> TokenProvider:
         return managed_identity_provider(
             resource=graph.resource, http_client=http, client_id=graph.managed_identity_client_id
         )
-    if graph.credential is CredentialKind.CERTIFICATE and graph.certificate_path is not None:
-        password = graph.certificate_password.reveal() if graph.certificate_password else None
-        credential: str | dict[str, str] = certificate_credential(graph.certificate_path, password)
+    if graph.credential is CredentialKind.CERTIFICATE:
+        credential: str | dict[str, str] = _certificate(graph)
     else:
         credential = graph.client_secret.reveal() if graph.client_secret else ""
     return confidential_client_provider(
@@ -103,6 +112,22 @@ def _token_provider(graph: GraphSettings, http: httpx.Client) -> TokenProvider:
         http_client=http,
         instance_discovery=not sandbox,
     )
+
+
+def _certificate(graph: GraphSettings) -> dict[str, str]:
+    """MSAL's certificate credential from the certificate setting (content) or its file; a certificate that
+    cannot be read stops the start, naming the setting and never its value."""
+    password = graph.certificate_password.reveal() if graph.certificate_password else None
+    try:
+        if graph.certificate is not None:
+            return certificate_credential_from_content(graph.certificate.reveal(), password)
+        if graph.certificate_path is not None:
+            return certificate_credential(graph.certificate_path, password)
+    except (ValueError, TypeError, OSError) as error:
+        name = CLIENT_CERTIFICATE if graph.certificate is not None else CLIENT_CERTIFICATE_PATH
+        problem = f"{name}: not a certificate with its private key (PEM, or base64 PKCS#12)"
+        raise ConfigurationError([f"{problem}: {type(error).__name__}"]) from None
+    raise ConfigurationError([f"no certificate: set {CLIENT_CERTIFICATE} or {CLIENT_CERTIFICATE_PATH}"])
 
 
 def build_services(
@@ -162,6 +187,7 @@ def _register_secrets(settings: Settings) -> None:
     """Every secret value of the settings is redacted from every log line from now on."""
     for secret in (
         settings.graph.client_secret,
+        settings.graph.certificate,
         settings.graph.certificate_password,
         settings.client_state_key,
         settings.hr_signing_secret,

@@ -31,6 +31,7 @@ TENANT_ID: Final = "SEATKEEPER_TENANT_ID"
 CLIENT_ID: Final = "SEATKEEPER_CLIENT_ID"
 CLIENT_SECRET: Final = "SEATKEEPER_CLIENT_SECRET"  # noqa: S105 - the setting's name, not a secret
 CLIENT_CERTIFICATE_PATH: Final = "SEATKEEPER_CLIENT_CERTIFICATE_PATH"
+CLIENT_CERTIFICATE: Final = "SEATKEEPER_CLIENT_CERTIFICATE"
 CLIENT_CERTIFICATE_PASSWORD: Final = "SEATKEEPER_CLIENT_CERTIFICATE_PASSWORD"  # noqa: S105 - a name
 MANAGED_IDENTITY: Final = "SEATKEEPER_MANAGED_IDENTITY"
 MANAGED_IDENTITY_CLIENT_ID: Final = "SEATKEEPER_MANAGED_IDENTITY_CLIENT_ID"
@@ -48,6 +49,7 @@ WEBSITE_HOSTNAME: Final = "WEBSITE_HOSTNAME"
 DATA_DIR: Final = "SEATKEEPER_DATA_DIR"
 LOG_FORMAT: Final = "SEATKEEPER_LOG_FORMAT"
 LOG_LEVEL: Final = "SEATKEEPER_LOG_LEVEL"
+TEAMS_WEBHOOK_URL: Final = "SEATKEEPER_TEAMS_WEBHOOK_URL"
 SERVICE_BUS_NAMESPACE: Final = "ServiceBusConnection__fullyQualifiedNamespace"
 SERVICE_BUS_CONNECTION: Final = "ServiceBusConnection"
 STATE_TABLE_URI: Final = "StateStorage__tableServiceUri"
@@ -77,8 +79,13 @@ SETTINGS: Final[Mapping[str, SettingInfo]] = {
     CLIENT_CERTIFICATE_PATH: SettingInfo(
         "PEM file holding the app registration's private key and certificate."
     ),
+    CLIENT_CERTIFICATE: SettingInfo(
+        "The app registration's certificate with its private key, as content: PEM, or base64 PKCS#12 (what a "
+        "Key Vault reference to a Key Vault certificate yields). In Azure, instead of the path.",
+        secret=True,
+    ),
     CLIENT_CERTIFICATE_PASSWORD: SettingInfo(
-        "Passphrase of the certificate's private key, if any.", secret=True
+        "Passphrase of the certificate's private key (or PKCS#12), if any.", secret=True
     ),
     MANAGED_IDENTITY: SettingInfo(
         "`system`: get Graph tokens with the Function App's system-assigned identity."
@@ -126,6 +133,12 @@ SETTINGS: Final[Mapping[str, SettingInfo]] = {
         "`json`, `console`, or `auto` (JSON in Azure or when not on a terminal).", "auto"
     ),
     LOG_LEVEL: SettingInfo("Lowest level logged: DEBUG, INFO, WARNING or ERROR.", "INFO"),
+    TEAMS_WEBHOOK_URL: SettingInfo(
+        "Teams Workflows webhook URL (its `sig=` is a credential): the app setting the example policy's "
+        "Teams route names in `url_setting`. Read by the alert channels, not here.",
+        "sandbox mode: the sandbox's Workflows capture",
+        secret=True,
+    ),
     SERVICE_BUS_NAMESPACE: SettingInfo(
         "Service Bus namespace for an identity-based connection (`<name>.servicebus.windows.net`)."
     ),
@@ -145,9 +158,13 @@ _TENANT_NAMES: Final = (
     CLIENT_ID,
     CLIENT_SECRET,
     CLIENT_CERTIFICATE_PATH,
+    CLIENT_CERTIFICATE,
     MANAGED_IDENTITY,
     MANAGED_IDENTITY_CLIENT_ID,
 )
+# A reference App Service could not resolve stays in the setting as its own text (wrong secret name, no
+# access, vault unreachable): such a value must never be used as a key or credential.
+_UNRESOLVED_REFERENCE: Final = re.compile(r"^\s*@Microsoft\.(KeyVault|AppConfiguration)\(", re.IGNORECASE)
 # The sandbox issues tokens for Graph's real resource id while it serves Graph on loopback.
 SANDBOX_GRAPH_RESOURCE: Final = "https://graph.microsoft.com"
 _GUID: Final = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -181,6 +198,8 @@ class GraphSettings:
     client_id: str | None = None
     client_secret: Secret | None = None
     certificate_path: Path | None = None
+    # The certificate as content (PEM or base64 PKCS#12), the form a Key Vault reference supplies.
+    certificate: Secret | None = None
     certificate_password: Secret | None = None
     managed_identity_client_id: str | None = None
     ca_file: Path | None = None
@@ -294,7 +313,15 @@ def load_settings(
     (read as Core Tools reads it), so a local run and `func start` see the same settings.
     """
     env = environment(local_settings_file) if environ is None else environ
+    unresolved = unresolved_references(env)
+    # Treated as unset from here on, so no second problem ("required") names the same setting.
+    env = {name: value for name, value in env.items() if name not in unresolved}
     reader = _Reader(env)
+    reader.problems.extend(
+        f"{name} is an unresolved Key Vault reference: check the secret exists and the app's identity may "
+        f"read it (Key Vault Secrets User), then restart"
+        for name in unresolved
+    )
     sandbox: SandboxSettings | None = None
     if any(reader.text(name) for name in _TENANT_NAMES):
         mode = Mode.TENANT
@@ -304,7 +331,7 @@ def load_settings(
         graph, sandbox = _sandbox_graph(reader)
     client_state_key = reader.secret(CLIENT_STATE_KEY)
     if client_state_key is None:
-        if mode is Mode.TENANT:
+        if mode is Mode.TENANT and CLIENT_STATE_KEY not in unresolved:
             reader.problems.append(f"{CLIENT_STATE_KEY} is required with a tenant (keep it in Key Vault)")
         client_state_key = Secret(secrets.token_urlsafe(32))
     configured_policy = reader.text(POLICY_FILE)
@@ -341,6 +368,12 @@ def load_settings(
     if reader.problems:
         raise ConfigurationError(reader.problems)
     return settings
+
+
+def unresolved_references(environ: Mapping[str, str]) -> list[str]:
+    """Names of Seatkeeper's settings whose value is still an `@Microsoft.KeyVault(...)` reference (or an App
+    Configuration one): App Service leaves the reference text in place when it cannot resolve it."""
+    return sorted(name for name in SETTINGS if _UNRESOLVED_REFERENCE.match(environ.get(name, "")))
 
 
 def _no_policy_file(path: Path, *, configured: bool) -> str:
@@ -380,6 +413,7 @@ def _tenant_graph(reader: _Reader) -> GraphSettings:
     client_id = reader.guid(CLIENT_ID)
     secret = reader.secret(CLIENT_SECRET)
     cert_text = reader.text(CLIENT_CERTIFICATE_PATH)
+    cert_content = reader.secret(CLIENT_CERTIFICATE)
     mi_kind = reader.text(MANAGED_IDENTITY)
     mi_client_id = reader.guid(MANAGED_IDENTITY_CLIENT_ID)
     if mi_kind is not None and mi_kind.lower() != "system":
@@ -391,7 +425,7 @@ def _tenant_graph(reader: _Reader) -> GraphSettings:
         kind
         for kind, present in (
             (CredentialKind.SECRET, secret is not None),
-            (CredentialKind.CERTIFICATE, cert_text is not None),
+            (CredentialKind.CERTIFICATE, cert_text is not None or cert_content is not None),
             (CredentialKind.MANAGED_IDENTITY, mi_kind is not None or mi_client_id is not None),
         )
         if present
@@ -399,13 +433,15 @@ def _tenant_graph(reader: _Reader) -> GraphSettings:
     credential = kinds[0] if kinds else CredentialKind.SECRET
     if not kinds:
         reader.problems.append(
-            f"no credential: set {CLIENT_SECRET}, {CLIENT_CERTIFICATE_PATH}, {MANAGED_IDENTITY} or "
-            f"{MANAGED_IDENTITY_CLIENT_ID}"
+            f"no credential: set {CLIENT_SECRET}, {CLIENT_CERTIFICATE} (or {CLIENT_CERTIFICATE_PATH}), "
+            f"{MANAGED_IDENTITY} or {MANAGED_IDENTITY_CLIENT_ID}"
         )
     elif len(kinds) > 1:
         reader.problems.append(f"more than one credential is set ({', '.join(kinds)}): keep exactly one")
     if credential in (CredentialKind.SECRET, CredentialKind.CERTIFICATE) and client_id is None:
         reader.problems.append(f"{CLIENT_ID} is required with a client secret or certificate")
+    if cert_text is not None and cert_content is not None:
+        reader.problems.append(f"set {CLIENT_CERTIFICATE} or {CLIENT_CERTIFICATE_PATH}, not both")
     cert_path: Path | None = None
     if cert_text is not None:
         cert_path = _path(cert_text)
@@ -420,6 +456,7 @@ def _tenant_graph(reader: _Reader) -> GraphSettings:
         client_id=client_id,
         client_secret=secret,
         certificate_path=cert_path,
+        certificate=cert_content,
         certificate_password=reader.secret(CLIENT_CERTIFICATE_PASSWORD),
         managed_identity_client_id=mi_client_id,
         timeout_seconds=reader.number(GRAPH_TIMEOUT_SECONDS),

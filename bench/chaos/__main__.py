@@ -23,10 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
     parser.add_argument("--seed", type=int, default=None, help="replay this seed (default: a new one)")
     parser.add_argument("--reduced", action="store_true", help="the scale `make test` runs")
+    parser.add_argument("--keep", type=Path, default=None, help="work in this directory and keep it (logs)")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     with tempfile.TemporaryDirectory(prefix="seatkeeper-chaos-") as directory:
-        workdir = Path(directory)
+        workdir = Path(directory) if args.keep is None else args.keep
+        workdir.mkdir(parents=True, exist_ok=True)
         process, sandbox = start_sandbox(workdir)
         try:
             report = run_chaos(sandbox, workdir, REDUCED if args.reduced else FULL, seed)

@@ -19,6 +19,7 @@ import argparse
 import base64
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 import time
@@ -111,6 +112,12 @@ def minus(a: Mapping[str, int], b: Mapping[str, int], times: int = 1) -> dict[st
     return {k: a.get(k, 0) - times * b.get(k, 0) for k in KINDS}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used (Linux /proc): load hardly moves this figure."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def consumed(graph: httpx.Client) -> int:
     sku = next(s for s in graph.get("subscribedSkus").json()["value"] if s["skuId"] == COPILOT)
     return int(sku["consumedUnits"])
@@ -137,7 +144,8 @@ def run(joiners: int, workdir: Path) -> dict[str, Any]:
                 "SEATKEEPER_LOG_LEVEL": "WARNING",
             },
         )
-        return measure(info, host.info, host.api_url, host.function_key, people)
+        pids = {"host": host.process.pid, "sandbox": process.pid}
+        return measure(info, host.info, host.api_url, host.function_key, people, pids=pids)
     finally:
         if host is not None:
             host.stop()
@@ -145,7 +153,13 @@ def run(joiners: int, workdir: Path) -> dict[str, Any]:
 
 
 def measure(
-    info: SandboxInfo, host_info: Mapping[str, Any], api_url: str, key: str, people: list[dict[str, Any]]
+    info: SandboxInfo,
+    host_info: Mapping[str, Any],
+    api_url: str,
+    key: str,
+    people: list[dict[str, Any]],
+    *,
+    pids: Mapping[str, int],
 ) -> dict[str, Any]:
     idle_url = str(host_info["idle_url"])
     token = _token(info)
@@ -168,6 +182,7 @@ def measure(
         now = datetime.fromisoformat(control.get("clock").json()["now"])
         events = [joiner(u, now) for u in people]
         control.post("counters/reset").raise_for_status()
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.monotonic()
         for i in range(0, len(events), 100):
             body = json.dumps(events[i : i + 100])
@@ -184,6 +199,8 @@ def measure(
                 raise RuntimeError("not every joiner became Active within 15 minutes")
             time.sleep(0.25)
         active = time.monotonic() - started
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        load = os.getloadavg()[0]
         at_active = minus(totals(control), one_poll, polls)
         by_operation = control.get("counters").json()["requests"]
         wait_for("an idle host", lambda: httpx.get(idle_url, timeout=10).json()["idle"], 300)
@@ -196,6 +213,8 @@ def measure(
         "joiners": len(people),
         "posted_seconds": posted,
         "active_seconds": active,
+        "cpu_seconds": cpu,
+        "load": load,
         "at_active": at_active,
         "with_verification": verified,
         "requests_by_operation": by_operation,
@@ -225,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{n} joiners posted in {figures['posted_seconds']:.1f} s ({batches} signed batches of at most 100)"
     )
     print(f"last Copilot license Active {figures['active_seconds']:.1f} s after the first post")
+    cpu = figures["cpu_seconds"]
+    print(
+        f"CPU used meanwhile: local host {cpu['host']:.1f} s ({1000 * cpu['host'] / n:.0f} ms a joiner), "
+        f"sandbox {cpu['sandbox']:.1f} s; load average at the last Active {figures['load']:.1f}"
+    )
     print("| counted | requests | inner requests | resource units | writes |")
     print("|---|---:|---:|---:|---:|")
     for label, key in (

@@ -62,8 +62,9 @@ def run_wrk(label: str, url: str, args: argparse.Namespace, env: dict[str, str])
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    p50 = re.search(r"50%\s+(\S+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    # Anchored to the Latency Distribution rows: "77.50%" on the Thread Stats line would match too.
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
     if rps is None or total is None:
         raise RuntimeError(f"could not read wrk's output:\n{out}")
     return WrkResult(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -31,12 +32,20 @@ COPILOT = "639dec6b-bb19-468b-871c-c5c441c4b0cb"
 
 
 @dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds, and the CPU seconds the child used (steadier on a shared machine)."""
+
+    wall: float
+    cpu: float
+
+
+@dataclass(frozen=True)
 class Run:
     """One measured `whatif` run."""
 
     users: int
-    seconds: float
-    paging_seconds: float  # the same pages read by a process that evaluates nothing
+    whatif: Timing
+    paging: Timing  # the same pages read by a process that evaluates nothing
     peak_rss_mib: float
     requests: int
     summary: dict[str, Any]
@@ -106,21 +115,22 @@ def measure(users: int, workdir: Path, *, throttling: bool) -> Run:
             "SEATKEEPER_LOG_LEVEL": "WARNING",
         }
         _fresh(info, throttling=throttling)
-        baseline, _, _ = _child(["--pages-only"], env, workdir)
+        paging, _, _ = _child(["--pages-only"], env, workdir)
         _fresh(info, throttling=throttling)
-        seconds, peak_mib, output = _child(
+        timing, peak_mib, output = _child(
             ["whatif", "--policy", str(new), "--summary-only", "--json"], env, workdir
         )
         summary = json.loads(output.strip().splitlines()[-1])
         counters = _control(info, "GET", "/counters")
     finally:
         stop_sandbox(process)
-    return Run(users, seconds, baseline, peak_mib, sum(counters["requests"].values()), summary)
+    return Run(users, timing, paging, peak_mib, sum(counters["requests"].values()), summary)
 
 
-def _child(command: list[str], env: dict[str, str], workdir: Path) -> tuple[float, float, str]:
-    """Run `bench.whatif.child` with `command`: wall seconds, peak RSS in MiB, stdout."""
+def _child(command: list[str], env: dict[str, str], workdir: Path) -> tuple[Timing, float, str]:
+    """Run `bench.whatif.child` with `command`: its wall and CPU seconds, peak RSS in MiB, stdout."""
     peak_file = workdir / "peak.txt"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     child = subprocess.run(
         [sys.executable, "-m", "bench.whatif.child", str(peak_file), *command],
@@ -131,9 +141,11 @@ def _child(command: list[str], env: dict[str, str], workdir: Path) -> tuple[floa
         check=False,
     )
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if child.returncode != 0:
         raise RuntimeError(f"{command[0]} exited with {child.returncode}")
-    return seconds, int(peak_file.read_text(encoding="ascii")) / 1024, child.stdout.decode()
+    return Timing(seconds, cpu), int(peak_file.read_text(encoding="ascii")) / 1024, child.stdout.decode()
 
 
 def main() -> int:
@@ -147,7 +159,8 @@ def main() -> int:
             run = measure(users, Path(tmp), throttling=not args.no_throttling)
         s = run.summary
         print(
-            f"whatif {run.users:>7} users: {run.seconds:6.1f} s (paging alone {run.paging_seconds:5.1f} s), "
+            f"whatif {run.users:>7} users: {run.whatif.wall:6.1f} s wall, {run.whatif.cpu:6.1f} s CPU "
+            f"(paging alone {run.paging.wall:5.1f} s wall, {run.paging.cpu:5.1f} s CPU), "
             f"peak RSS {run.peak_rss_mib:6.1f} MiB, "
             f"{run.requests} Graph requests; gain {s['gain']} lose {s['lose']} change {s['change_group']} "
             f"blocked {s['blocked']}"

@@ -48,6 +48,20 @@ ensure_secret client-state-key token
 ensure_secret hr-signing-secret whsec
 ensure_secret graph-webhook-key token
 
+# Secrets only an admin can supply, referenced once the azd environment says so: a reference to a missing
+# secret stops the app's start, so say it here rather than in a failed health check.
+check_supplied() {
+  if ! az keyvault secret show --vault-name "$AZURE_KEY_VAULT_NAME" --name "$1" --query id -o tsv >/dev/null 2>&1; then
+    echo "seatkeeper.secret_missing name=$1: $2 (docs/deploy.md), then restart the app" >&2
+  fi
+}
+if [ -n "${SEATKEEPER_GRAPH_CLIENT_ID:-}" ]; then
+  check_supplied graph-certificate "create the Graph certificate in the vault"
+fi
+if [ "${SEATKEEPER_TEAMS_ALERTS:-false}" = "true" ]; then
+  check_supplied teams-workflow-url "store the Teams Workflows URL in the vault"
+fi
+
 # The webhook URL Graph calls carries this named function key (?code=...); the host must know the same value.
 az keyvault secret show --vault-name "$AZURE_KEY_VAULT_NAME" --name graph-webhook-key --query value -o tsv \
   >"$workdir/key"
@@ -56,4 +70,4 @@ az functionapp keys set --name "$AZURE_FUNCTION_APP_NAME" --resource-group "$AZU
 echo "seatkeeper.function_key_set name=graph-webhook"
 
 echo "seatkeeper.postprovision_done vault=$AZURE_KEY_VAULT_NAME app=$AZURE_FUNCTION_APP_NAME"
-echo "Next: grant Graph permissions (docs/permissions.md), then set the Teams Workflows URL (docs/deploy.md)."
+echo "Next: grant Graph permissions (docs/permissions.md); for Teams alerts see docs/deploy.md, step 5."

@@ -14,6 +14,10 @@ param appInsightsConnectionString string
 param graphTenantId string
 param policyFile string
 param maximumInstanceCount int
+@description('Client id of an app registration to call Graph with, by its certificate `graph-certificate` in Key Vault; empty: the managed identity.')
+param graphClientId string = ''
+@description('Wire SEATKEEPER_TEAMS_WEBHOOK_URL to the Key Vault secret `teams-workflow-url` (create the secret first).')
+param teamsAlerts bool = false
 @description('Instances kept warm for HTTP triggers: Graph flags a webhook slower than 2.9 s and a cold start can be slower.')
 param alwaysReadyHttpInstances int = 1
 
@@ -22,7 +26,8 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 }
 
 // Secrets by Key Vault reference, without a version: a rotated secret is picked up within a day, or at once
-// on restart (docs/operations.md). Secret names are created by infra/hooks/postprovision.sh.
+// on restart (docs/operations.md). infra/hooks/postprovision.sh creates the generated secrets; the Teams URL and
+// the Graph certificate come from the admin (docs/deploy.md).
 var kvRef = '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/'
 
 var appSettings = {
@@ -37,13 +42,12 @@ var appSettings = {
   ServiceBusConnection__credential: 'managedidentity'
   ServiceBusConnection__clientId: identityClientId
   // Seatkeeper's own settings (seatkeeper/settings.py, docs/settings.md).
-  // Computed, not read from the account: a for-expression (appSettings below) needs start-time values.
+  // Computed, not read from the account: a for-expression (siteSettings below) needs start-time values.
   StateStorage__tableServiceUri: 'https://${storageAccountName}.table.${environment().suffixes.storage}/'
   StateStorage__credential: 'managedidentity'
   StateStorage__clientId: identityClientId
   AZURE_CLIENT_ID: identityClientId
   SEATKEEPER_TENANT_ID: graphTenantId
-  SEATKEEPER_MANAGED_IDENTITY_CLIENT_ID: identityClientId
   SEATKEEPER_POLICY_FILE: policyFile
   SEATKEEPER_LOG_FORMAT: 'json'
   SEATKEEPER_GRAPH_RETRY_BUDGET_SECONDS: '60'
@@ -51,9 +55,24 @@ var appSettings = {
   SEATKEEPER_HR_SIGNING_SECRET: '${kvRef}hr-signing-secret/)'
   // The named function key the Graph notification URL carries (also set on the host by the hook).
   SEATKEEPER_GRAPH_WEBHOOK_KEY: '${kvRef}graph-webhook-key/)'
-  // The Teams Workflows URL: its `sig=` is a credential. Named by `url_setting` of the policy's Teams route.
+}
+
+// Exactly one Graph credential (settings refuse two): the managed identity by default ...
+var managedIdentitySettings = {
+  SEATKEEPER_MANAGED_IDENTITY_CLIENT_ID: identityClientId
+}
+// ... or an app registration and its certificate. A Key Vault certificate's secret (same name) holds the
+// certificate with its private key: base64 PKCS#12, or PEM, by the certificate's content type.
+var certificateSettings = {
+  SEATKEEPER_CLIENT_ID: graphClientId
+  SEATKEEPER_CLIENT_CERTIFICATE: '${kvRef}graph-certificate/)'
+}
+// The Teams Workflows URL: its `sig=` is a credential. Named by `url_setting` of the policy's Teams route.
+// Wired only once the secret exists: an unresolvable reference would stop the start (docs/settings.md).
+var teamsSettings = {
   SEATKEEPER_TEAMS_WEBHOOK_URL: '${kvRef}teams-workflow-url/)'
 }
+var siteSettings = union(appSettings, empty(graphClientId) ? managedIdentitySettings : certificateSettings, teamsAlerts ? teamsSettings : {})
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225:Zone redundancy for Flex Consumption is not offered in every region; turn it on where it is
@@ -88,7 +107,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: [for setting in items(appSettings): { name: setting.key, value: setting.value }]
+      appSettings: [for setting in items(siteSettings): { name: setting.key, value: setting.value }]
     }
     functionAppConfig: {
       deployment: {

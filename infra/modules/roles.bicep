@@ -2,6 +2,8 @@
 param principalId string
 @description('Object id of whoever runs azd (may be empty): may set secrets, so the postprovision hook can create them.')
 param deployerPrincipalId string
+@description('With an app registration: the deployer also creates the Graph certificate in the vault.')
+param deployerManagesCertificates bool = false
 param storageAccountName string
 param serviceBusNamespaceName string
 param keyVaultName string
@@ -15,6 +17,7 @@ var role = {
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0' // triggers and dead-letter inspection
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault references
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // the deployer's hook creates secrets
+  keyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985' // the deployer creates the Graph certificate
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb' // Entra-authenticated telemetry
 }
 
@@ -22,7 +25,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
 
-resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' existing = {
+resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
   name: serviceBusNamespaceName
 }
 
@@ -100,5 +103,14 @@ resource deployerSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
   properties: {
     principalId: deployerPrincipalId
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.keyVaultSecretsOfficer)
+  }
+}
+
+resource deployerCertificatesOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId) && deployerManagesCertificates) {
+  name: guid(vault.id, deployerPrincipalId, role.keyVaultCertificatesOfficer)
+  scope: vault
+  properties: {
+    principalId: deployerPrincipalId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.keyVaultCertificatesOfficer)
   }
 }

@@ -18,7 +18,7 @@ var queueProperties = {
   enableBatchedOperations: true
 }
 
-resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
+resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   // Double encryption needs the Premium tier; Standard is enough for this load
   // Customer-managed keys need the Premium tier
   // Flex Consumption without a virtual network reaches Service Bus publicly; local auth is off, so only Entra identities get in
@@ -34,7 +34,7 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   }
 }
 
-resource queues 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = [
+resource queues 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = [
   for queue in queueNames: {
     parent: namespace
     name: queue

@@ -158,7 +158,11 @@ async def preview(
         for user in page.items:
             change = whatif.observe(user)
             if change is not None:
-                emit({"type": "person", **change.as_dict()})
+                record = change.as_dict()
+                for end in ("from_group", "to_group"):
+                    snapshot = groups.get(record[end] or "")
+                    record[f"{end}_name"] = snapshot.display_name if snapshot is not None else None
+                emit({"type": "person", **record})
             for rule in whatif.rules:
                 moved = rule.observe(user)
                 if moved is not None:
@@ -235,7 +239,9 @@ def _printer(out: TextIO, *, as_json: bool, summary_only: bool) -> Emit:
 def _person_line(record: Mapping[str, Any]) -> str:
     before, after = record["before"], record["after"]
     who = record.get("upn") or record["user_id"]
-    moves = f"{record['from_group'] or '-'} -> {record['to_group'] or '-'}"
+    moves = " -> ".join(
+        str(record.get(f"{end}_name") or record.get(end) or "-") for end in ("from_group", "to_group")
+    )
     why = f"{before['via']} -> {after['via']}"
     reasons = f" [{', '.join(after['reasons'])}]" if after["reasons"] else ""
     return f"{record['change']:<14} {who:<40} {moves}  ({why}){reasons}"

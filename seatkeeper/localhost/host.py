@@ -62,6 +62,7 @@ TENANT_SETTINGS = (
     settings_module.CLIENT_ID,
     settings_module.CLIENT_SECRET,
     settings_module.CLIENT_CERTIFICATE_PATH,
+    settings_module.CLIENT_CERTIFICATE,
     settings_module.MANAGED_IDENTITY,
     settings_module.MANAGED_IDENTITY_CLIENT_ID,
 )

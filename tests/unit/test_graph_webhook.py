@@ -77,11 +77,23 @@ def test_the_validation_handshake_answers_the_decoded_token_as_plain_text(hook: 
 
 
 def test_valid_items_are_persisted_then_acknowledged_with_202(hook: Webhook) -> None:
-    """Two changes of one group: two group.changed messages in the group's session, then 202."""
-    answer = hook.post({"value": [item(), item()]})
+    """Two changes of one group in one delivery: one group.changed (one catch-up) in its session, then 202."""
+    answer = hook.post({"value": [item(), item(changeType="deleted")]})
     assert answer.status == 202
     messages = hook.queue.of_kind(GROUP_CHANGED.name)
-    assert [(m.subject, m.session_id) for m in messages] == [(GROUP, GROUP), (GROUP, GROUP)]
+    assert [(m.subject, m.session_id, m.payload["change_type"]) for m in messages] == [
+        (GROUP, GROUP, "deleted,updated")
+    ]
+
+
+def test_a_redelivery_in_another_order_collapses_and_new_changes_give_a_new_message(hook: Webhook) -> None:
+    """The id follows the set of sequence numbers: reordered redelivery adds nothing, a later batch does."""
+    first, second = item(), item()
+    hook.post({"value": [first, second]})
+    hook.post({"value": [second, first]})
+    assert len(hook.queue.of_kind(GROUP_CHANGED.name)) == 1
+    hook.post({"value": [item(), item()]})
+    assert len(hook.queue.of_kind(GROUP_CHANGED.name)) == 2
 
 
 def test_an_exact_duplicate_delivery_gets_202_again_and_adds_nothing(hook: Webhook) -> None:

@@ -12,11 +12,14 @@ from seatkeeper import settings
 from seatkeeper.core.messages import QUEUES
 from tests.unit.test_infra_sources import (
     ALERTS_BICEP,
+    FUNCTION_APP_BICEP,
     INFRA,
     MAIN_BICEP,
     ROOT,
+    SETTINGS_OBJECTS,
     DeclaredFunction,
     bicep_app_settings,
+    bicep_object,
     bicep_queue_properties,
     bicep_string_array,
     declared_functions,
@@ -32,10 +35,23 @@ NOT_IN_AZURE = {
     settings.SERVICE_BUS_CONNECTION: "Service Bus is reached by identity (ServiceBusConnection__*)",
     settings.STATE_CONNECTION: "Table Storage is reached by identity (StateStorage__*)",
 }
+# Settings Seatkeeper reads that Bicep leaves unset, each with the reason (the other direction of the check).
+LEFT_UNSET_IN_AZURE = {
+    **NOT_IN_AZURE,
+    settings.CLIENT_CERTIFICATE_PATH: "a Key Vault reference yields content: SEATKEEPER_CLIENT_CERTIFICATE",
+    settings.MANAGED_IDENTITY: "the identity is user-assigned (SEATKEEPER_MANAGED_IDENTITY_CLIENT_ID)",
+    settings.GRAPH_URL: "the default is Graph's global endpoint (sovereign clouds: set it)",
+    settings.AUTHORITY_HOST: "the default is Entra's global sign-in host (sovereign clouds: set it)",
+    settings.GRAPH_TIMEOUT_SECONDS: "the default (30 s) fits inside the retry budget",
+    settings.PUBLIC_BASE_URL: "derived from WEBSITE_HOSTNAME, which Azure sets",
+    settings.WEBSITE_HOSTNAME: "set by the platform",
+    settings.SANDBOX_READY_FILE: "sandbox mode only",
+    settings.DATA_DIR: "embedded queue and store of local runs only",
+    settings.LOG_LEVEL: "the default (INFO) keeps every incident log",
+}
 # What a tenant deployment cannot run without (seatkeeper/settings.py: load_settings).
 REQUIRED_IN_AZURE = (
     settings.TENANT_ID,
-    settings.MANAGED_IDENTITY_CLIENT_ID,
     settings.CLIENT_STATE_KEY,
     settings.HR_SIGNING_SECRET,
     settings.SERVICE_BUS_NAMESPACE,
@@ -75,12 +91,63 @@ def secret_settings_outside_settings_py() -> set[str]:
     return {WEBHOOK_KEY_VARIABLE} | alert_url_settings()
 
 
-def test_every_setting_bicep_sets_is_one_the_code_reads() -> None:
-    """No invented names: each app setting is read by the code (SETTINGS, webhook key, alert URLs) or
-    is the platform's."""
-    known = set(settings.SETTINGS) | secret_settings_outside_settings_py()
-    unknown = sorted(name for name in bicep_app_settings() if name not in known and not _PLATFORM.match(name))
-    assert unknown == []
+def bicep_settings_problems(bicep: set[str], code: set[str], unset: set[str]) -> list[str]:
+    """Drift between the app settings Bicep sets and the settings the code reads, in both directions."""
+    invented = sorted(f"set but never read: {n}" for n in bicep - code if not _PLATFORM.match(n))
+    forgotten = sorted(f"read but never set: {n}" for n in code - bicep - unset)
+    stale = sorted(f"listed as unset but set: {n}" for n in unset & bicep)
+    return invented + forgotten + stale
+
+
+def test_bicep_settings_and_settings_py_agree_both_ways() -> None:
+    """Bicep sets only settings the code reads (or the platform's); every setting the code reads is set
+    by Bicep or listed in LEFT_UNSET_IN_AZURE with a reason."""
+    problems = bicep_settings_problems(
+        set(bicep_app_settings()), set(settings.SETTINGS), set(LEFT_UNSET_IN_AZURE)
+    )
+    assert problems == []
+
+
+def test_the_drift_check_catches_drift_in_each_direction() -> None:
+    """An invented Bicep name, a forgotten setting and a stale exception are each reported."""
+    problems = bicep_settings_problems(
+        {"SEATKEEPER_INVENTED", "SEATKEEPER_LOG_LEVEL", "AzureWebJobsStorage__accountName"},
+        {"SEATKEEPER_LOG_LEVEL", "SEATKEEPER_FORGOTTEN"},
+        {"SEATKEEPER_LOG_LEVEL"},
+    )
+    assert problems == [
+        "set but never read: SEATKEEPER_INVENTED",
+        "read but never set: SEATKEEPER_FORGOTTEN",
+        "listed as unset but set: SEATKEEPER_LOG_LEVEL",
+    ]
+
+
+def test_alert_url_settings_of_the_shipped_policies_are_settings() -> None:
+    """Every `url_setting` a shipped policy names is a documented secret setting (so Bicep can wire it)."""
+    names = alert_url_settings()
+    assert names
+    assert sorted(n for n in names if n not in settings.SETTINGS or not settings.SETTINGS[n].secret) == []
+
+
+def test_exactly_one_graph_credential_is_wired() -> None:
+    """The managed identity or the app registration's certificate from Key Vault, never both, never none."""
+    identity = bicep_object("managedIdentitySettings")
+    certificate = bicep_object("certificateSettings")
+    assert set(identity) == {settings.MANAGED_IDENTITY_CLIENT_ID}
+    assert set(certificate) == {settings.CLIENT_ID, settings.CLIENT_CERTIFICATE}
+    assert "${kvRef}graph-certificate/)" in certificate[settings.CLIENT_CERTIFICATE]
+    assert not set(identity) & set(bicep_object("appSettings"))
+    assert not set(certificate) & set(bicep_object("appSettings"))
+
+
+def test_site_settings_union_every_settings_object() -> None:
+    """The site gets `siteSettings`, which unions every object the readers check, choosing one credential."""
+    text = FUNCTION_APP_BICEP.read_text(encoding="utf-8")
+    union = re.search(r"^var siteSettings = union\((.*)\)$", text, re.MULTILINE)
+    assert union
+    assert [name for name in SETTINGS_OBJECTS if name not in union.group(1)] == []
+    assert "empty(graphClientId) ? managedIdentitySettings : certificateSettings" in union.group(1)
+    assert "items(siteSettings)" in text
 
 
 def test_webhook_key_and_alert_urls_are_key_vault_references() -> None:
@@ -92,8 +159,8 @@ def test_webhook_key_and_alert_urls_are_key_vault_references() -> None:
 
 
 def test_settings_a_tenant_deployment_needs_are_set() -> None:
-    """The tenant id, the identity, the clientState key, the HR secret, the queue and state endpoints."""
-    missing = sorted(set(REQUIRED_IN_AZURE) - bicep_app_settings().keys())
+    """The tenant id, the clientState key, the HR secret, the queue and state endpoints: always set."""
+    missing = sorted(set(REQUIRED_IN_AZURE) - bicep_object("appSettings").keys())
     assert missing == []
 
 
@@ -332,3 +399,15 @@ def test_heartbeat_alert_window_matches_the_local_heartbeat_watch() -> None:
     match = re.search(r"param heartbeatWindow string = 'PT(\d+)H'", ALERTS_BICEP.read_text(encoding="utf-8"))
     assert match
     assert int(match.group(1)) * 3600 == OVERDUE_AFTER.total_seconds()
+
+
+def test_azd_parameters_map_to_main_bicep_params_and_documented_variables() -> None:
+    """Each mapping in main.parameters.json names a real parameter; each azd variable it reads is in
+    docs/deploy.md (azd's own AZURE_* variables aside)."""
+    text = MAIN_BICEP.read_text(encoding="utf-8")
+    params = set(re.findall(r"^param (\w+) ", text, re.MULTILINE))
+    mapping = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert sorted(set(mapping) - params) == []
+    variables = set(re.findall(r"\$\{(\w+)", json.dumps(mapping)))
+    deploy = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert sorted(v for v in variables if not v.startswith("AZURE_") and v not in deploy) == []

@@ -45,7 +45,7 @@ json.dump(state, open(state_path, "w"))
 """
 
 
-def _run(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+def _run(tmp_path: Path, **extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     az = bin_dir / "az"
@@ -58,6 +58,7 @@ def _run(tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, An
         "AZURE_KEY_VAULT_NAME": "kv-test",
         "AZURE_FUNCTION_APP_NAME": "func-test",
         "AZURE_RESOURCE_GROUP": "rg-test",
+        **extra,
     }
     shell = shutil.which("sh")
     assert shell is not None
@@ -113,3 +114,20 @@ def test_hook_keeps_existing_secrets(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert after == before
     assert result.stdout.count("seatkeeper.secret_kept") == 3
+
+
+def test_hook_names_secrets_the_admin_must_still_supply(tmp_path: Path) -> None:
+    """With Teams alerts or an app registration chosen, a missing secret is named (it would stop the app)."""
+    result, state = _run(tmp_path, SEATKEEPER_TEAMS_ALERTS="true", SEATKEEPER_GRAPH_CLIENT_ID="app-id")
+    assert result.returncode == 0, result.stderr
+    assert "seatkeeper.secret_missing name=teams-workflow-url" in result.stderr
+    assert "seatkeeper.secret_missing name=graph-certificate" in result.stderr
+    assert "teams-workflow-url" not in state["secrets"]
+
+
+def test_hook_is_quiet_about_secrets_nobody_asked_for(
+    first_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    """By default (managed identity, no Teams alerts) nothing is reported missing."""
+    result, _ = first_run
+    assert "secret_missing" not in result.stdout + result.stderr

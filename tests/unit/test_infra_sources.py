@@ -24,17 +24,30 @@ ALERTS_BICEP = INFRA / "modules" / "alerts.bicep"
 _KEY_VALUE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*):\s*(.+?)\s*$")
 
 
-def bicep_app_settings() -> dict[str, str]:
-    """The `appSettings` object of the Function App module: setting name -> Bicep expression."""
-    lines = FUNCTION_APP_BICEP.read_text(encoding="utf-8").splitlines()
-    start = lines.index("var appSettings = {") + 1
-    settings: dict[str, str] = {}
+# The app-setting objects of the Function App module: always set, then one per choice the deployment makes
+# (one Graph credential, Teams alerts or not). `siteSettings` unions them; every one is read here.
+SETTINGS_OBJECTS = ("appSettings", "managedIdentitySettings", "certificateSettings", "teamsSettings")
+
+
+def bicep_object(var_name: str, path: Path = FUNCTION_APP_BICEP) -> dict[str, str]:
+    """The object literal `var <var_name> = {...}` of a Bicep file: key -> Bicep expression."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index(f"var {var_name} = {{") + 1
+    found: dict[str, str] = {}
     for line in lines[start:]:
         if line.strip() == "}":
             break
         match = _KEY_VALUE.match(line)
         if match and not line.strip().startswith("//"):
-            settings[match.group(1)] = match.group(2)
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def bicep_app_settings() -> dict[str, str]:
+    """Every app setting the Function App module may set (any choice): setting name -> Bicep expression."""
+    settings: dict[str, str] = {}
+    for var_name in SETTINGS_OBJECTS:
+        settings.update(bicep_object(var_name))
     return settings
 
 

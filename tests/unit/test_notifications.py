@@ -25,6 +25,7 @@ from seatkeeper.core.notifications import (
     Refusal,
     catch_up_message,
     change_message,
+    group_changes_message,
     lifecycle_message,
     parse_batch,
 )
@@ -152,6 +153,17 @@ def test_a_redelivered_item_gives_the_same_message_id_and_another_sequence_a_new
     assert isinstance(later, NotificationBatch)
     ids = [change_message(b.items[0], GROUP, "c").message_id for b in (first, again, later)]
     assert ids[0] == ids[1] != ids[2]
+
+
+def test_the_changes_of_one_delivery_become_one_valid_message_and_one_alone_keeps_its_id() -> None:
+    """Several items: one schema-valid group.changed; a single item: the same id as change_message."""
+    seq = [{"id": GROUP, "sequenceNumber": n} for n in (638700000000000005, 638700000000000006)]
+    batch = parse_batch(body(change(resourceData=seq[0]), change(resourceData=seq[1])), JSON)
+    assert isinstance(batch, NotificationBatch)
+    joined = group_changes_message(batch.items, GROUP, "c")
+    validate(joined)
+    single = group_changes_message(batch.items[:1], GROUP, "c")
+    assert single.message_id == change_message(batch.items[0], GROUP, "c").message_id != joined.message_id
 
 
 def test_messages_match_their_registered_schemas() -> None:

@@ -19,6 +19,7 @@ import httpx
 import msal  # type: ignore[import-untyped]  # msal ships no type information
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from seatkeeper.core.errors import Forbidden, Unavailable
 
@@ -133,9 +134,30 @@ def managed_identity_provider(
 
 def certificate_credential(path: Path, passphrase: str | None = None) -> dict[str, str]:
     """MSAL's certificate credential from one PEM file holding the private key and the certificate."""
-    pem = path.read_bytes()
-    certificate = x509.load_pem_x509_certificate(pem)
-    key = serialization.load_pem_private_key(pem, password=passphrase.encode() if passphrase else None)
+    return certificate_credential_from_content(path.read_text(encoding="ascii"), passphrase)
+
+
+def certificate_credential_from_content(content: str, passphrase: str | None = None) -> dict[str, str]:
+    """MSAL's certificate credential from a certificate with its private key, given as content: PEM text, or
+    base64 PKCS#12 (the value of a Key Vault certificate's secret, which a Key Vault reference yields).
+
+    Raises ValueError when the content is neither, or holds no private key or no certificate.
+    """
+    password = passphrase.encode() if passphrase else None
+    key: Any
+    if "-----BEGIN" in content:
+        pem = content.encode("ascii")
+        certificate = x509.load_pem_x509_certificate(pem)
+        key = serialization.load_pem_private_key(pem, password=password)
+    else:
+        try:
+            pfx = base64.b64decode("".join(content.split()), validate=True)
+        except binascii.Error:
+            raise ValueError("certificate: neither PEM nor base64 PKCS#12") from None
+        key, pfx_certificate, _ = pkcs12.load_key_and_certificates(pfx, password)
+        if key is None or pfx_certificate is None:
+            raise ValueError("certificate: the PKCS#12 lacks the private key or the certificate")
+        certificate = pfx_certificate
     private_key = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode("ascii")
