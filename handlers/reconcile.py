@@ -351,6 +351,15 @@ async def _regate_pending(sweep: _Sweep) -> None:
         )
         if _still_blocked(entry, decision.reasons, decision.outcome):
             continue
+        # The gate's incident for each blocker that cleared is resolved here: nothing else ever closes it.
+        for cleared in sorted(set(entry.reasons) - set(decision.reasons)):
+            label = person.user_principal_name or person.id
+            sentence = f"{label}: this no longer blocks them from {group.display_name or group.id}."
+            signal = finding_alert(
+                cleared, person=person, now=sweep.now, sentence=sentence, group_id=group.id
+            )
+            if signal is not None:
+                sweep.gone_if_open(signal)
         request = AdmitRequest(entry.user_id, entry.group_id, "reconciliation: blocker cleared", REQUESTED_BY)
         sweep.messages.append(
             admit_message(request, request_id=sweep.tick, correlation_id=sweep.correlation_id)

@@ -281,6 +281,10 @@ async def _report(plan: UpkeepPlan, report: UpkeepReport, deps: UpkeepDeps, corr
     )
     signals = [_quota_signal(plan.quota, now)]
     signals += [_failure_signal(group, reason, now) for group, reason in sorted(report.failed.items())]
+    # A failure is always followed by a create or renew: one that succeeds resolves it (`gone` with no open
+    # incident changes nothing; steady healthy groups send nothing, to keep the alerts queue quiet).
+    kept = {*report.created, *report.recreated, *report.renewed} - set(report.failed)
+    signals += [_failure_signal(group, "", now, Cause.GONE) for group in sorted(kept)]
     if plan.quota.exceeded:
         _log.error(
             "subscription.quota_exceeded",
@@ -315,13 +319,17 @@ def _quota_signal(quota: Quota, now: datetime) -> AlertSignal:
     )
 
 
-def _failure_signal(group_id: str, reason: str, now: datetime) -> AlertSignal:
+def _failure_signal(group_id: str, reason: str, now: datetime, cause: Cause = Cause.PRESENT) -> AlertSignal:
     return AlertSignal(
         key=IncidentKey(Scope.GROUP, group_id, UNHEALTHY_PROBLEM),
-        cause=Cause.PRESENT,
+        cause=cause,
         severity=Severity.WARNING,
         title="A licensing group's change-notification subscription could not be kept",
-        reason=f"Upkeep failed for group {group_id}: {reason}",
+        reason=(
+            f"Upkeep failed for group {group_id}: {reason}"
+            if cause is Cause.PRESENT
+            else f"Group {group_id} has a healthy subscription again."
+        ),
         remediation=(
             "Check the app's Group.Read.All permission and that the webhook URL answers the validation "
             "handshake (`seatkeeper subscriptions list`); upkeep retries every hour and reconciliation keeps "

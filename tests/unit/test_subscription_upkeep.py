@@ -161,6 +161,22 @@ def test_a_refused_creation_is_reported_and_alerted_without_stopping_upkeep() ->
     ]
 
 
+def test_a_group_subscribed_again_resolves_its_failure_alert() -> None:
+    """After a refused creation, the next run that subscribes the group sends its `unhealthy` as gone."""
+    graph, store, queue, clock = (
+        DeltaGraph(create_error=Forbidden("403")),
+        MemoryStore(),
+        RecordingQueue(),
+        FakeClock(),
+    )
+    asyncio.run(run_upkeep(["g1"], _deps(graph, store, queue, clock), correlation_id="c"))
+    graph.create_error = None
+    clock.advance(timedelta(hours=1))
+    asyncio.run(run_upkeep(["g1"], _deps(graph, store, queue, clock), correlation_id="c"))
+    unhealthy = [a for a in queue.of_kind("alert") if a.payload["problem"] == "subscription.unhealthy"]
+    assert [a.payload["cause"] for a in unhealthy] == ["present", "gone"]
+
+
 def test_the_cli_status_names_each_groups_health_and_what_upkeep_would_delete() -> None:
     """Healthy, renewal due, lost, missing by quota, and a leftover subscription, one row each."""
     records = {"ok": record("ok", "s1"), "old": record("old", "s2"), "lost": record("lost", "s3")}
