@@ -32,8 +32,8 @@ COPILOT: Final = "639dec6b-bb19-468b-871c-c5c441c4b0cb"
 E3: Final = "05e9a617-0261-4cee-bb44-138d3ef5d965"
 GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
 HOUR: Final = 3600
-# Settings that would point the admin command at a real tenant or another state directory.
-_INHERITED_NOT: Final = ("SEATKEEPER_",)
+# The admin command inherits no setting of ours: none may point it at a real tenant or another state.
+_NOT_INHERITED: Final = "SEATKEEPER_"
 
 UserState = dict[str, Any]
 
@@ -78,7 +78,7 @@ class Day:
 
     def admit(self, group_id: str, users: list[str]) -> list[dict[str, Any]]:
         """`seatkeeper admit` in order (first come, first served), against this host's state and sandbox."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_NOT)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
         env.update(
             {
                 "SEATKEEPER_DATA_DIR": str(self.host.state_dir),

@@ -30,7 +30,7 @@ async def _open_incident(rig: Rig, user: dict[str, object]) -> None:
     outcome = await handle_alert(
         message.body(), store=rig.store, channels={}, alerts=POLICY.alerts, clock=rig.clock
     )
-    assert outcome.decision is Decision.OPEN
+    assert outcome.decision is Decision.OPENED
 
 
 async def test_a_cleared_blocker_resolves_its_incident_and_a_standing_one_does_not() -> None:
@@ -44,4 +44,4 @@ async def test_a_cleared_blocker_resolves_its_incident_and_a_standing_one_does_n
     await rig.sweep()
     decisions = await rig.deliver_alerts()
     assert [a for a in rig.alerts() if a[1] == PROBLEM] == [("p-1", PROBLEM, Cause.GONE)]
-    assert Decision.CLOSE in decisions
+    assert Decision.RESOLVED in decisions
