@@ -187,12 +187,31 @@ async def _gate(
 async def _add(
     unit: UnitOfWork, group_id: str, items: list[_Waiting], catalogue: SkuCatalogue, now: datetime
 ) -> list[Admission]:
-    """Add the group's admitted people in bulk; record each addition; carry out what follows the add."""
+    """Add the group's admitted people in bulk, each addition recorded before the write; carry out what
+    follows the add.
+
+    The record comes first because an add can happen without its answer reaching us (the process killed,
+    the retries spent) or land first from a concurrent admission of the same person: the attempt that
+    follows finds the user a member, and only a record written before the write still says the membership
+    is Seatkeeper's (removals on a leaver or a mover depend on it). So a member found present counts as
+    Seatkeeper's: the gate has just read them as not holding the group's license and decided they belong.
+    Members from before whose license the engine has processed are seen by the gate and never reach here.
+    """
     deps = unit.deps
+    earlier: set[str] = set()
+    for item in items:
+        user = item.person.id
+        if _recent(await deps.seats.addition(user, group_id), deps, now):
+            earlier.add(user)
+        await deps.seats.record_addition(
+            Addition(user, group_id, now, item.request.reason, item.request.requested_by)
+        )
     try:
         answer = await deps.graph.add_members(group_id, [item.person.id for item in items])
     except PermanentError as error:
         for item in items:
+            if item.person.id not in earlier:  # an earlier attempt's add may have landed: keep its record
+                await deps.seats.forget_addition(item.person.id, group_id)
             await deps.seats.release(item.person.id, group_id, ReleaseReason.CANCELLED)
         log.error(  # noqa: TRY400 - the error is named; its traceback adds nothing
             "license.add_failed", group_id=group_id, users=len(items), error=type(error).__name__
@@ -212,13 +231,10 @@ async def _add(
     for item in items:
         user = item.person.id
         if user not in added and user not in already:
+            await deps.seats.forget_addition(user, group_id)
             await deps.seats.release(user, group_id, ReleaseReason.CANCELLED)
             admissions.append(Admission(item.request, Result.NOT_FOUND, (), "No such user.", user))
             continue
-        if user in added:
-            await deps.seats.record_addition(
-                Addition(user, group_id, now, item.request.reason, item.request.requested_by)
-            )
         await unit.perform(item.tail, person=item.person, group=item.group, catalogue=catalogue, now=now)
         label = item.person.user_principal_name or user
         name = item.group.display_name or group_id
@@ -232,6 +248,11 @@ async def _add(
                 Admission(item.request, Result.ALREADY_MEMBER, (Reason.ALREADY_MEMBER,), sentence, user)
             )
     return admissions
+
+
+def _recent(addition: Addition | None, deps: LicenseDeps, now: datetime) -> bool:
+    """True for a record of an add written within the verification deadline: an earlier attempt's."""
+    return addition is not None and now - addition.added_at <= deps.policy.verification_deadline
 
 
 async def handle_admit(message: Message, deps: LicenseDeps) -> Admission:

@@ -203,12 +203,14 @@ class RemovalBook:
 
 
 async def remove(removal: PlannedRemoval, deps: LicenseDeps) -> bool:
-    """Remove the member and stop holding its seat; False when it was no member (any more)."""
+    """Remove the member, stop holding its seat and forget the add (a later member is not ours by it);
+    False when it was no member (any more)."""
     try:
         removed = await deps.graph.remove_member(removal.group_id, removal.user_id)
     except NotFound:
         removed = False
     await deps.seats.release(removal.user_id, removal.group_id, ReleaseReason.CANCELLED)
+    await deps.seats.forget_addition(removal.user_id, removal.group_id)
     log.info(
         "hr.member_removed" if removed else "hr.member_already_gone",
         user_id=removal.user_id,

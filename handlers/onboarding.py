@@ -425,6 +425,9 @@ class _MoverSeats:
     async def record_addition(self, addition: Addition) -> None:
         await self.inner.record_addition(addition)
 
+    async def forget_addition(self, user_id: str, group_id: str) -> None:
+        await self.inner.forget_addition(user_id, group_id)
+
     async def addition(self, user_id: str, group_id: str) -> Addition | None:
         return await self.inner.addition(user_id, group_id)
 

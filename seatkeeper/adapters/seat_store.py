@@ -304,6 +304,10 @@ class StateSeatStore:
             },
         )
 
+    async def forget_addition(self, user_id: str, group_id: str) -> None:
+        """Delete the record of the add (absent is fine)."""
+        await self._store.delete(ADDITIONS_TABLE, _key(group_id), _key(user_id))
+
     async def addition(self, user_id: str, group_id: str) -> Addition | None:
         """The record of Seatkeeper's add, if any."""
         entity = await self._store.get(ADDITIONS_TABLE, _key(group_id), _key(user_id))

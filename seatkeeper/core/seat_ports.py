@@ -89,7 +89,11 @@ class SeatStore(Protocol):
         ...
 
     async def record_addition(self, addition: Addition) -> None:
-        """Record that Seatkeeper added this member (the latest add wins)."""
+        """Record that Seatkeeper adds (or added) this member, before the write (the latest add wins)."""
+        ...
+
+    async def forget_addition(self, user_id: str, group_id: str) -> None:
+        """Drop the record of an add that did not happen (Graph refused it, or the user is gone)."""
         ...
 
     async def addition(self, user_id: str, group_id: str) -> Addition | None:

@@ -5,6 +5,7 @@ never slept."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +273,50 @@ async def test_add_members_to_an_existing_group_member_set_is_a_no_op(rig: Rig) 
     members = await _ids(rig.graph, f"/groups/{AMERICAS}/members")
     result = await rig.graph.add_members(AMERICAS, members)
     assert (result.added, sorted(result.already_members)) == ((), sorted(members))
+
+
+class WaitingSleep(RecordingSleep):
+    """Records each wait and really waits a fixed time, so a slow request can land before the retry."""
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(1.5)
+
+
+async def test_an_add_carried_out_after_its_answer_was_lost_counts_as_added(
+    tenant: SandboxInfo, msal_http: httpx.Client
+) -> None:
+    """The PATCH outlives the client's timeout but Graph carries it out; the repeat is refused "already
+    exist". Those members were added by the lost try (Graph adds all of a PATCH or none): added, not
+    members from before, while a member from before stays one."""
+    graph = _client(tenant, WaitingSleep(), msal_http, timeout=0.5)
+    try:
+        members = await _ids(graph, f"/groups/{AMERICAS}/members")
+        newcomers = [u for u in await _ids(graph, "/users?$top=999") if u not in members][:3]
+        _control(
+            tenant,
+            "POST",
+            "/faults",
+            {
+                "rules": [
+                    {
+                        "path": f"/groups/{AMERICAS}$",
+                        "method": "PATCH",
+                        "kind": "slow",
+                        "delay": 0.8,
+                        "count": 1,
+                    }
+                ]
+            },
+        )
+        result = await graph.add_members(AMERICAS, newcomers)
+        _control(tenant, "DELETE", "/faults")
+        again = await graph.add_members(AMERICAS, [members[0], newcomers[0]])
+    finally:
+        _control(tenant, "DELETE", "/faults")
+        await graph.aclose()
+    assert (sorted(result.added), result.already_members) == (sorted(newcomers), ())
+    assert (again.added, sorted(again.already_members)) == ((), sorted([members[0], newcomers[0]]))
 
 
 async def test_remove_member_reports_whether_it_was_one(rig: Rig) -> None:

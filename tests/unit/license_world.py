@@ -17,7 +17,7 @@ from handlers.license_commands import LicenseDeps
 from handlers.tenant_reads import TenantReads
 from seatkeeper.adapters.seat_store import StateSeatStore
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
-from seatkeeper.core.errors import NotFound
+from seatkeeper.core.errors import Forbidden, NotFound, Unavailable
 from seatkeeper.core.graph_port import GraphPage, GraphRequest, GraphResponse, MemberAddResult, OperationCount
 from seatkeeper.core.license_messages import LICENSE_CHECK_KIND
 from seatkeeper.core.messages import Message
@@ -99,6 +99,10 @@ class Tenant:
     add_requests: list[tuple[str, int]] = field(default_factory=list)
     # Users whose writes inside a `$batch` stay throttled (429) past the client's retries.
     throttled: set[str] = field(default_factory=set)
+    # The next member add is carried out, but its answer is lost (a dropped connection, a timeout).
+    lose_next_add_answer: bool = False
+    # Member adds are refused as Graph refuses a group it will not write.
+    refuse_adds: bool = False
 
     def add_user(self, data: dict[str, Any]) -> str:
         self.users[data["id"]] = data
@@ -212,6 +216,8 @@ class Tenant:
         if self.groups[group_id]["groupTypes"] or self.groups[group_id]["mailEnabled"]:
             raise AssertionError("a member write reached a group Graph would refuse")
         self.add_requests.append((group_id, len(user_ids)))
+        if self.refuse_adds:
+            raise Forbidden("Insufficient privileges to complete the operation.")
         current = self.members.setdefault(group_id, [])
         added, already, missing = [], [], []
         for user in dict.fromkeys(user_ids):
@@ -224,6 +230,9 @@ class Tenant:
                 added.append(user)
                 self.writes.append(("ADD", f"{group_id}/{user}"))
                 self._engine(user, group_id)
+        if self.lose_next_add_answer:
+            self.lose_next_add_answer = False
+            raise Unavailable("the connection dropped before the answer")
         return MemberAddResult(tuple(added), tuple(already), tuple(missing))
 
     async def remove_member(self, group_id: str, user_id: str) -> bool:

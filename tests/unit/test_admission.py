@@ -14,6 +14,7 @@ import pytest
 from handlers.admission import Result, admit
 from handlers.license_checks import handle_license_message
 from handlers.license_commands import refusal
+from seatkeeper.core.errors import Unavailable
 from seatkeeper.core.groups import GroupSnapshot
 from seatkeeper.core.idempotency import IdempotencyRecord
 from seatkeeper.core.license_messages import AdmitRequest, admit_message
@@ -54,6 +55,38 @@ async def test_an_eligible_user_is_added_recorded_and_handed_to_verification(wor
     [(subject, due, payload)] = world.sender.rechecks()
     assert (subject, due, payload["added_at"]) == (user, NOW + timedelta(minutes=2), NOW.isoformat())
     assert await world.seats.pending() == ()
+
+
+async def test_an_add_whose_answer_was_lost_stays_seatkeepers_own(world: World) -> None:
+    """The add happened but its answer never came: the redelivery finds a member, and the record written
+    before the write still says Seatkeeper added it (so a leaver's or mover's removal may take it back)."""
+    user = world.tenant.add_user(user_json(1))
+    world.tenant.lose_next_add_answer = True
+    with pytest.raises(Unavailable):
+        await run(world, user)
+    assert world.tenant.members[GROUP] == [user]
+    assert await run(world, user) in ([Result.ALREADY_MEMBER], [Result.ALREADY_LICENSED])
+    assert await world.seats.addition(user, GROUP) == Addition(
+        user, GROUP, NOW, "rollout wave 1", "admin@contoso.example"
+    )
+
+
+async def test_a_member_whose_license_shows_is_not_recorded_as_an_addition(world: World) -> None:
+    """Someone an admin put in the group, license processed: the gate sees it; not Seatkeeper's, no record."""
+    user = world.tenant.add_user(user_json(1))
+    world.tenant.members[GROUP] = [user]
+    world.tenant.set_license(user, "Active")
+    assert await run(world, user) == [Result.ALREADY_LICENSED]
+    assert await world.seats.addition(user, GROUP) is None
+
+
+async def test_an_add_graph_refuses_leaves_no_addition_and_no_seat(world: World) -> None:
+    """Graph refuses the write: the record written before it is dropped with the reservation."""
+    user = world.tenant.add_user(user_json(1))
+    world.tenant.refuse_adds = True
+    assert await run(world, user) == [Result.REFUSED]
+    assert await world.seats.addition(user, GROUP) is None
+    assert await world.seats.reservations() == ()
 
 
 async def test_a_user_is_found_by_upn(world: World) -> None:

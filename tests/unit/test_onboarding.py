@@ -531,13 +531,15 @@ async def test_protected_users_are_never_removed(hr: Hr) -> None:
 
 
 async def test_an_addition_record_alone_lets_a_leaver_be_removed(hr: Hr) -> None:
-    """Seatkeeper added the member (its record says so) though no license shows yet: removed."""
+    """Seatkeeper added the member (its record says so) though no license shows yet: removed, and the record
+    goes with the membership (whoever adds the person later, it is not Seatkeeper's by that record)."""
     user = hr.user(1, "E1")
     hr.tenant.members[GROUP] = [user]
     await hr.license.seats.record_addition(Addition(user, GROUP, NOW, "rollout"))
     await hr.post(leaver())
     await hr.pump(NOW + timedelta(hours=1))
     assert hr.tenant.member_of(user) == []
+    assert await hr.license.seats.addition(user, GROUP) is None
 
 
 async def test_lifecycle_workflow_events_resume_their_workflow_once_decided(hr: Hr) -> None:

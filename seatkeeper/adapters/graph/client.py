@@ -154,11 +154,19 @@ class GraphClient:
         *,
         lag: bool,
     ) -> None:
-        """One PATCH; when it is refused because of one member, halve it until that member is isolated."""
+        """One PATCH; when it is refused because of one member, halve it until that member is isolated.
+
+        A repeat after a lost answer is refused as "already exist". Graph adds all of a PATCH or none
+        (graph-facts I), so when every member of a chunk whose earlier try went unanswered is found present,
+        that try added them: they count as added (whose they are decides later removals), not as members
+        from before.
+        """
         body = {"members@odata.bind": [f"{self._base}/directoryObjects/{u}" for u in chunk]}
+        attempts = self._attempts()
         try:
-            # Convergent: a repeat after a lost answer is refused as "already exist", which is success.
-            await self._request("PATCH", f"/groups/{group_id}", json=body, idempotent=True, lag=lag)
+            await self._request(
+                "PATCH", f"/groups/{group_id}", json=body, idempotent=True, lag=lag, attempts=attempts
+            )
         except (Rejected, NotFound) as error:
             text = str(error)
             is_already = isinstance(error, Rejected) and ALREADY_MEMBER.search(text) is not None
@@ -166,12 +174,20 @@ class GraphClient:
             if (isinstance(error, NotFound) and group_id in text) or not (is_already or is_missing):
                 raise
             if len(chunk) == 1:
-                (already if is_already else missing).append(chunk[0])
+                ours = is_already and attempts.uncertain
+                (added if ours else already if is_already else missing).append(chunk[0])
                 return
             # Graph adds nobody when one reference fails (graph-facts I): find the culprits by halving.
             middle = len(chunk) // 2
-            await self._add_chunk(group_id, chunk[:middle], added, already, missing, lag=False)
-            await self._add_chunk(group_id, chunk[middle:], added, already, missing, lag=False)
+            found: tuple[list[str], list[str], list[str]] = ([], [], [])
+            await self._add_chunk(group_id, chunk[:middle], *found, lag=False)
+            await self._add_chunk(group_id, chunk[middle:], *found, lag=False)
+            if attempts.uncertain and is_already and not found[0] and not found[2]:
+                added.extend(chunk)
+                return
+            added.extend(found[0])
+            already.extend(found[1])
+            missing.extend(found[2])
         else:
             added.extend(chunk)
 
@@ -268,13 +284,15 @@ class GraphClient:
         idempotent: bool,
         lag: bool = False,
         batch: bool = False,
+        attempts: Attempts | None = None,
     ) -> httpx.Response:
         """Send with retries: 429 after Retry-After (else back-off); 5xx, timeouts and dropped connections
         with jittered back-off when idempotent (or when the request never left); replication-lag 404/400
-        briefly when `lag`. Past the budget the core error propagates."""
+        briefly when `lag`. Past the budget the core error propagates. `attempts`, when given, is left
+        with what the tries did (e.g. whether one of them may have been carried out unanswered)."""
         url = self._url(path)
         op = operation_name(method, url, self._version_path)
-        attempts = self._attempts()
+        attempts = attempts or self._attempts()
         lag_delays = list(self._retry.lag_delays) if lag else []
         while True:
             attempts.number += 1
@@ -328,9 +346,12 @@ class GraphClient:
             return Unavailable(f"{op}: {type(error).__name__}"), attempts.backoff()
         except httpx.TransportError as error:
             # Sent, answer lost (timeout, reset): repeat only what is idempotent.
+            attempts.uncertain = True
             return Unavailable(f"{op}: {type(error).__name__}"), attempts.backoff() if idempotent else None
         if response.status_code < 400:
             return response, None
+        if response.status_code >= 500:
+            attempts.uncertain = True
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         failure = error_for(response.status_code, response.content, op, retry_after)
         if response.status_code == 429 or (response.status_code in RETRYABLE_5XX and idempotent):

@@ -54,6 +54,8 @@ class Attempts:
     ) -> None:
         self.policy = policy
         self.number = 0
+        # A sent attempt's outcome is unknown (answer lost, or a 5xx): a later refusal may be its doing.
+        self.uncertain = False
         self._rng = rng
         self._monotonic = monotonic
         self._start = monotonic()
