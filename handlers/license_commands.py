@@ -87,6 +87,9 @@ class UnitOfWork:
     messages: list[Message] = field(default_factory=list)
     reprocess: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    # Places taken on the waitlist in this run: people gated in one run share its `now`, so this keeps
+    # them first come, first served in the order they were gated (a bulk admission's request order).
+    waitlisted: int = 0
 
     async def perform(
         self,
@@ -149,7 +152,8 @@ class UnitOfWork:
                 await seats.clear_pending(user, group_id)
                 await seats.leave_waitlist(user, group_id)
             case JoinWaitlist(user_id=user, group_id=group_id, since=since, source=source):
-                await seats.join_waitlist(WaitlistEntry(user, group_id, since, source))
+                self.waitlisted += 1
+                await seats.join_waitlist(WaitlistEntry(user, group_id, since, source, self.waitlisted))
             case MarkSeatActive(user_id=user, group_id=group_id, active_since=since):
                 await seats.mark_active(user, group_id, since)
             case ReleaseReservation(user_id=user, group_id=group_id, reason=reason):

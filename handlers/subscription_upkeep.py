@@ -3,7 +3,8 @@
 Lists what Graph has, plans with `plan_upkeep`, then creates (lifecycle URL set at creation, derived
 clientState, never logged), renews, recreates and deletes. A new subscription is followed by a catch-up of
 its group, so changes made while it was missing are still processed. The 100-per-app quota is reported in
-the log and as an alert; one group's failure never stops the others.
+the log and as one alert, whether the plan found groups that do not fit or Graph refused a creation for its
+quota (then the run tries no further creation); one group's failure never stops the others.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from seatkeeper.core.errors import (
     SeatkeeperError,
 )
 from seatkeeper.core.graph_port import GraphPort
-from seatkeeper.core.incidents import AlertSignal, Cause, Fact, IncidentKey, Scope, alert_message
+from seatkeeper.core.incidents import AlertSignal, Cause, Fact, IncidentKey, Scope, alert_message, clip
 from seatkeeper.core.notifications import Reason, catch_up_message
 from seatkeeper.core.policy import Severity
 from seatkeeper.core.ports import Clock, MessageSender
@@ -31,6 +32,7 @@ from seatkeeper.core.sensitive import Secret
 from seatkeeper.core.subscription_plan import (
     CHANGE_TYPE,
     LIFETIME,
+    QUOTA_PER_TENANT,
     CreateSubscription,
     DeleteSubscription,
     ForgetRecord,
@@ -39,7 +41,10 @@ from seatkeeper.core.subscription_plan import (
     RenewSubscription,
     SubscriptionRecord,
     UpkeepPlan,
+    is_quota_refusal,
     plan_upkeep,
+    refused_limit,
+    same_endpoint,
 )
 from seatkeeper.core.subscription_records import SubscriptionRecords
 
@@ -88,7 +93,8 @@ async def refresh_clock(clock: Clock) -> None:
 
 @dataclass
 class UpkeepReport:
-    """What one upkeep run did, by group id."""
+    """What one upkeep run did, by group id. `quota` is the plan's, or, after Graph refused a creation for
+    its quota, what Graph said and the groups left without a subscription (not in `failed`)."""
 
     created: list[str] = field(default_factory=list)
     recreated: list[str] = field(default_factory=list)
@@ -97,6 +103,7 @@ class UpkeepReport:
     failed: dict[str, str] = field(default_factory=dict)
     quota: Quota | None = None
     healthy: tuple[str, ...] = ()
+    foreign: int = 0
 
 
 def graph_time(moment: datetime) -> str:
@@ -213,12 +220,22 @@ async def run_upkeep(group_ids: Sequence[str], deps: UpkeepDeps, *, correlation_
     """Bring every licensing group to exactly one healthy subscription; returns what was done."""
     await refresh_clock(deps.clock)
     plan, records = await plan_for(group_ids, deps)
-    report = UpkeepReport(quota=plan.quota, healthy=plan.healthy)
+    report = UpkeepReport(quota=plan.quota, healthy=plan.healthy, foreign=plan.foreign)
+    refusal = ""
+    refused: list[str] = []
     for action in plan.actions:
+        if refusal and isinstance(action, CreateSubscription):
+            refused.append(action.group_id)  # Graph just said the quota is used up: it would say so again
+            continue
         try:
             await _perform(action, records, deps, report)
         except SeatkeeperError as error:
             group = getattr(action, "group_id", None) or "?"
+            if isinstance(action, CreateSubscription | RenewSubscription) and is_quota_refusal(error):
+                refusal = refusal or str(error)
+                refused.append(group)
+                _log.warning("subscription.quota_refused", group_id=group, action=type(action).__name__)
+                continue
             report.failed[group] = f"{type(error).__name__}: {error}"[:300]
             _log.error(
                 "subscription.upkeep_failed",
@@ -226,8 +243,30 @@ async def run_upkeep(group_ids: Sequence[str], deps: UpkeepDeps, *, correlation_
                 action=type(action).__name__,
                 error=type(error).__name__,
             )
+    if refused:
+        report.quota = await _refused_quota(plan, refused, refusal, deps, report)
     await _report(plan, report, deps, correlation_id)
     return report
+
+
+async def _refused_quota(
+    plan: UpkeepPlan, refused: list[str], refusal: str, deps: UpkeepDeps, report: UpkeepReport
+) -> Quota:
+    """The quota as Graph's refusal shows it: the limit it names and what the app holds now (listed again:
+    another instance may have subscribed meanwhile), with the refused groups among those left without."""
+    try:
+        listed = await list_subscriptions(deps.graph)
+    except SeatkeeperError:
+        held = plan.quota.in_use - len(refused)
+    else:
+        held = len(listed)
+        report.foreign = sum(not same_endpoint(s.notification_url, deps.target.endpoint) for s in listed)
+    return Quota(
+        limit=refused_limit(refusal, plan.quota.limit),
+        in_use=held,
+        blocked_groups=(*refused, *plan.quota.blocked_groups),
+        refusal=clip(refusal, 300),
+    )
 
 
 async def _perform(
@@ -263,9 +302,12 @@ async def _perform(
 
 
 async def _report(plan: UpkeepPlan, report: UpkeepReport, deps: UpkeepDeps, correlation_id: str) -> None:
-    """One log line for the run; quota and failed groups as alerts (quota: `gone` once it fits again)."""
+    """One log line for the run; quota and failed groups as alerts. The quota alert is `present` while a
+    group goes without (the plan's count, or Graph's refusal) and `gone` once a run needs no creation or
+    creates without refusal; a run with other failures says nothing of the quota (it cannot know)."""
     now = deps.clock.now()
     tick = now.strftime("%Y-%m-%dT%H")
+    quota = report.quota or plan.quota
     _log.info(
         "subscription.upkeep_done",
         healthy=len(plan.healthy),
@@ -274,48 +316,76 @@ async def _report(plan: UpkeepPlan, report: UpkeepReport, deps: UpkeepDeps, corr
         renewed=len(report.renewed),
         deleted=len(report.deleted),
         failed=len(report.failed),
-        quota_in_use=plan.quota.in_use,
-        quota_limit=plan.quota.limit,
-        quota_blocked=len(plan.quota.blocked_groups),
+        quota_in_use=quota.in_use,
+        quota_limit=quota.limit,
+        quota_blocked=len(quota.blocked_groups),
         foreign=plan.foreign,
     )
-    signals = [_quota_signal(plan.quota, now)]
+    signals = [_quota_signal(quota, report.foreign, now)] if quota.exceeded or not report.failed else []
     signals += [_failure_signal(group, reason, now) for group, reason in sorted(report.failed.items())]
     # A failure is always followed by a create or renew: one that succeeds resolves it (`gone` with no open
     # incident changes nothing; steady healthy groups send nothing, to keep the alerts queue quiet).
     kept = {*report.created, *report.recreated, *report.renewed} - set(report.failed)
     signals += [_failure_signal(group, "", now, Cause.GONE) for group in sorted(kept)]
-    if plan.quota.exceeded:
+    if quota.exceeded:
         _log.error(
             "subscription.quota_exceeded",
-            limit=plan.quota.limit,
-            blocked_groups=list(plan.quota.blocked_groups),
+            limit=quota.limit,
+            in_use=quota.in_use,
+            refused_by_graph=bool(quota.refusal),
+            blocked_groups=list(quota.blocked_groups),
         )
     await deps.sender.send([alert_message(s, correlation_id=correlation_id, version=tick) for s in signals])
 
 
-def _quota_signal(quota: Quota, now: datetime) -> AlertSignal:
-    blocked = ", ".join(quota.blocked_groups[:10])
+_QUOTA_FIX: Final = (
+    "Graph's limit is per app registration and tenant ({limit} group subscriptions), whoever made them: "
+    "another deployment or a tool using the same app registration counts too. Delete the stale ones "
+    "(`GET /subscriptions` as this app lists them; `seatkeeper subscriptions list` shows how many are in use "
+    "and how many go elsewhere), or give this deployment an app registration of its own, or take licensing "
+    "groups out of the policy. If the app holds fewer than {limit}, the tenant's {tenant_limit:,} for all "
+    "apps together are used up: delete stale subscriptions of other apps. Upkeep retries every hour and "
+    "closes this alert once every group has its subscription; `seatkeeper subscriptions ensure` retries now."
+)
+
+
+def _quota_signal(quota: Quota, foreign: int, now: datetime) -> AlertSignal:
+    """One incident for the quota, whoever found it used up: the plan's count or Graph's 403."""
+    blocked = ", ".join(quota.blocked_groups[:10]) + (" …" if len(quota.blocked_groups) > 10 else "")
+    without = f"{len(quota.blocked_groups)} licensing group(s) have no subscription ({blocked})"
+    later = "They are still caught up by the reconciliation timer, only later."
+    if not quota.exceeded:
+        reason = "Every licensing group has its subscription again."
+    elif quota.refusal:
+        reason = (
+            "Graph refused to create a subscription: its quota is used up. This app holds "
+            f"{quota.in_use} subscription(s) in the tenant; Graph allows {quota.limit} per app and tenant. "
+            f"{without}. {later}"
+        )
+    else:
+        reason = (
+            f"Graph allows {quota.limit} group subscriptions per app and tenant and this app holds "
+            f"{quota.in_use}; {without}. {later}"
+        )
+    evidence = [
+        Fact("Subscriptions held by the app", str(quota.in_use)),
+        Fact("Of them, other endpoints", str(foreign)),
+        Fact("Limit per app and tenant", str(quota.limit)),
+        Fact("Groups without a subscription", str(len(quota.blocked_groups))),
+    ]
+    if quota.refusal:
+        # Without the "POST /subscriptions: " the adapter puts first, Graph's own words fit in a fact.
+        evidence.append(Fact("Graph's answer", clip(quota.refusal.split(": ", 1)[-1], 200)))
     return AlertSignal(
         key=IncidentKey(Scope.SUBSCRIPTION, "quota", QUOTA_PROBLEM),
         cause=Cause.PRESENT if quota.exceeded else Cause.GONE,
         severity=Severity.ERROR,
         title="Graph subscription quota reached: some licensing groups get no change notifications",
-        reason=(
-            f"Graph allows {quota.limit} group subscriptions per app and tenant; "
-            f"{len(quota.blocked_groups)} licensing group(s) have none ({blocked}). They are still caught "
-            "up by the reconciliation timer, only later."
-            if quota.exceeded
-            else "Every licensing group has its subscription again."
-        ),
-        remediation=(
-            "Reduce the number of licensing groups in the policy, or remove other subscriptions this app "
-            "holds on groups (`seatkeeper subscriptions list` shows them), then run "
-            "`seatkeeper subscriptions ensure`."
-        ),
+        reason=reason,
+        remediation=_QUOTA_FIX.format(limit=quota.limit, tenant_limit=QUOTA_PER_TENANT),
         subject_label="Graph subscriptions",
         observed_at=now,
-        evidence=(Fact("in use", str(quota.in_use)), Fact("limit", str(quota.limit))),
+        evidence=tuple(evidence),
     )
 
 

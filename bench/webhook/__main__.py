@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 
+from bench._wrk_output import WrkSummary, parse_wrk
 from seatkeeper.adapters.sqlite_state import EMBEDDED_STATE_FILE, SqliteStateStore
 from seatkeeper.core.client_state import derive_client_state
 from seatkeeper.core.sensitive import Secret
@@ -44,31 +45,25 @@ GOALS = {"notifications_per_second": 5000.0, "p99_ms": 500.0, "max_ms": 2900.0}
 
 @dataclass(frozen=True)
 class WrkResult:
-    """What one wrk run reports."""
+    """What one wrk run reports, under the route's label."""
 
     label: str
-    requests_per_second: float
-    requests: int
-    non_2xx: int
-    socket_errors: str
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
+    summary: WrkSummary
+
+    @property
+    def p99_ms(self) -> float:
+        """Acknowledgement latency at the 99th percentile."""
+        return self.summary.percentile_ms(99)
 
     def line(self, items: int) -> str:
         """One printable line."""
+        s = self.summary
         return (
-            f"{self.label:<34} {self.requests_per_second:>8.0f} req/s "
-            f"{self.requests_per_second * items:>8.0f} "
-            f"notif/s  p50 {self.p50_ms:>7.2f} ms  p99 {self.p99_ms:>7.2f} ms  max {self.max_ms:>8.2f} ms  "
-            f"non-2xx {self.non_2xx}  {self.socket_errors}"
+            f"{self.label:<34} {s.requests_per_second:>8.0f} req/s "
+            f"{s.requests_per_second * items:>8.0f} "
+            f"notif/s  p50 {s.percentile_ms(50):>7.2f} ms  p99 {self.p99_ms:>7.2f} ms  "
+            f"max {s.latency_max_ms:>8.2f} ms  non-2xx {s.non_2xx}  {s.socket_errors}"
         )
-
-
-def _ms(text: str) -> float:
-    number = float(re.sub(r"[a-z]+$", "", text))
-    unit = re.sub(r"^[\d.]+", "", text)
-    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
 _runs = itertools.count(1)
@@ -90,28 +85,19 @@ def run_wrk(label: str, url: str, args: argparse.Namespace, env: dict[str, str],
         url,
     ]
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    latency = re.search(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)", out, re.MULTILINE)
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:[^\n]*", out)
-    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
-    if rps is None or total is None or latency is None or p50 is None or p99 is None:
-        raise RuntimeError(f"could not read wrk's output:\n{out}")
-    try:
-        _ms(latency.group(3))
-    except (KeyError, ValueError) as error:
-        raise RuntimeError(f"could not read wrk's output:\n{out}") from error
-    return WrkResult(
-        label,
-        float(rps.group(1)),
-        int(total.group(1)),
-        int(non_2xx.group(1)) if non_2xx else 0,
-        errors.group(0) if errors else "no socket errors",
-        _ms(p50.group(1)),
-        _ms(p99.group(1)),
-        _ms(latency.group(3)),
+    return WrkResult(label, parse_wrk(out, percentiles=(50, 99)))
+
+
+def meets_goals(hook: WrkSummary) -> bool:
+    """Issue 6's goals for the webhook run: no non-2xx, p99 < 500 ms, max < 2.9 s, 5,000 notifications/s."""
+    return (
+        hook.non_2xx == 0
+        # A request wrk gave up on (timeout) or lost (read, connect) is a notification never acknowledged,
+        # and it appears in no latency figure.
+        and hook.socket_errors.total == 0
+        and hook.requests_per_second * ITEMS >= GOALS["notifications_per_second"]
+        and hook.percentile_ms(99) < GOALS["p99_ms"]
+        and hook.latency_max_ms < GOALS["max_ms"]
     )
 
 
@@ -209,16 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for result in results:
         print(result.line(ITEMS))
-    hook = results[-1]
-    met = (
-        hook.non_2xx == 0
-        and hook.requests_per_second * ITEMS >= GOALS["notifications_per_second"]
-        and hook.p99_ms < GOALS["p99_ms"]
-        and hook.max_ms < GOALS["max_ms"]
-    )
+    met = meets_goals(results[-1].summary)
     print(
-        f"webhook {'meets' if met else 'MISSES'} the goals: no non-2xx, p99 < 500 ms, max < 2.9 s, "
-        f">= 5,000 notifications/s"
+        f"webhook {'meets' if met else 'MISSES'} the goals: no non-2xx nor socket error, p99 < 500 ms, "
+        f"max < 2.9 s, >= 5,000 notifications/s"
     )
     return 0 if met else 1
 

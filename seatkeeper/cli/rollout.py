@@ -5,8 +5,10 @@ gated through the same `decide()` as the service; the table says who is eligible
 already licensed, with the seats the rollout uses. Without `--dry-run` the list is recorded as a named
 rollout (a rule the HR rules and reconciliation read, so later decisions keep these people) and the
 eligible people are admitted through the `admit` path, 20 a request, writes paced by the Graph client
-below the write quota. Progress is saved after every bulk add: run the same command again after an
-interruption and it resumes without doing anything twice.
+below the write quota. People blocked by seats alone go through the same path, which puts them on the
+first-come-first-served waitlist (served when seats free up, as an HR joiner would be); the table gives
+each one's place ("waiting for a seat (position N)"). Progress is saved after every bulk add: run the
+same command again after an interruption and it resumes without doing anything twice.
 
 `seatkeeper rollout list` shows recorded rollouts; `seatkeeper rollout remove NAME` forgets one (its
 members stay in the group; removals go through the HR/reconciliation path with its safety guards).
@@ -40,10 +42,11 @@ from seatkeeper.core.errors import (
     TransientError,
     Unavailable,
 )
-from seatkeeper.core.gate import Outcome, decide
+from seatkeeper.core.gate import Decision, Outcome, decide
 from seatkeeper.core.graph_port import GraphPort, GraphRequest
 from seatkeeper.core.license_messages import AdmitRequest
 from seatkeeper.core.person_mapping import PERSON_SELECT, person_from_entra
+from seatkeeper.core.reasons import Reason
 from seatkeeper.core.rollout import (
     BadRow,
     IdKind,
@@ -56,6 +59,7 @@ from seatkeeper.core.rollout import (
     parse_rollout_csv,
     remaining,
     totals,
+    waitlist_positions,
 )
 from seatkeeper.core.rollout_records import RolloutHeader, RolloutRecords
 
@@ -79,6 +83,14 @@ _RESULT: Final = {
 }
 
 Progress = Callable[[int, int], None]
+
+
+def planned_state(decision: Decision) -> Planned:
+    """What the rollout does with the gate's decision: eligible people, and people blocked by seats alone
+    (admission puts them on the waitlist), go through the `admit` path; everyone else is reported."""
+    if decision.outcome is Outcome.BLOCKED and decision.reasons == (Reason.NO_SEAT,):
+        return Planned.TO_WAITLIST
+    return _OUTCOME[decision.outcome]
 
 
 def register(subparsers: Any) -> None:
@@ -217,7 +229,7 @@ async def plan_people(
                 now=now,
                 why=gating.reason,
             )
-            state = _OUTCOME[decision.outcome]
+            state = planned_state(decision)
             taking += state is Planned.TO_ADMIT
             reasons = tuple(r.value for r in (*decision.reasons, *decision.warnings))
             plans.append(
@@ -309,7 +321,18 @@ async def rollout_file(
         planned, free = await plan_people(fresh, deps, gating, progress=_progress_bar(err, "gating   "))
         plans = sorted([*known.values(), *planned], key=lambda p: p.listed.line)
         if args.dry_run:
-            render(name, gating.group_id, plans, listing, free, dry_run=True, args=args, out=out)
+            positions = await _positions(deps, gating.group_id, plans)
+            render(
+                name,
+                gating.group_id,
+                plans,
+                listing,
+                free,
+                dry_run=True,
+                args=args,
+                out=out,
+                positions=positions,
+            )
             return EXIT_DONE
         await records.start(RolloutHeader(name, gating.group_id, requested_by, deps.clock.now(), str(path)))
         await records.save(name, planned, now=deps.clock.now())
@@ -324,6 +347,7 @@ async def rollout_file(
             requested_by=requested_by,
             progress=_progress_bar(err, "admitting"),
         )
+        positions = await _positions(deps, gating.group_id, plans)
     except TransientError as error:
         print(
             f"interrupted ({type(error).__name__}: {error}); run the same command again to resume", file=err
@@ -333,13 +357,33 @@ async def rollout_file(
         what = "no such group" if isinstance(error, NotFound) else f"{type(error).__name__}: {error}"
         print(f"failed: {what}", file=err)
         return EXIT_FAILED
-    render(name, gating.group_id, plans, listing, free, dry_run=False, args=args, out=out)
+    render(
+        name, gating.group_id, plans, listing, free, dry_run=False, args=args, out=out, positions=positions
+    )
     refused = any(p.state in (Planned.REFUSED,) for p in plans)
     return EXIT_FAILED if refused else EXIT_DONE
 
 
 def _key(listed: ListedPerson) -> str:
     return PersonPlan(listed, None, None, Planned.NOT_FOUND).row_key
+
+
+async def _positions(deps: LicenseDeps, group_id: str, plans: Sequence[PersonPlan]) -> dict[str, int]:
+    """Each waiting person's place on the group's waitlist (read once, after the run), by row key."""
+    if not any(p.waits_for_seat for p in plans):
+        return {}
+    return waitlist_positions(plans, [e.user_id for e in await deps.seats.waitlist(group_id)])
+
+
+def _waiting_note(plan: PersonPlan, positions: Mapping[str, int], *, dry_run: bool) -> str:
+    """ "waiting for a seat (position N)" for a person on the waitlist; "" for everyone else."""
+    if not plan.waits_for_seat:
+        return ""
+    position = positions.get(plan.row_key)
+    if position is None:
+        return "no longer on the waitlist (served, or left it)"
+    would = "would wait" if dry_run and plan.state is Planned.TO_WAITLIST else "waiting"
+    return f"{would} for a seat (position {position})"
 
 
 def render(
@@ -352,15 +396,17 @@ def render(
     dry_run: bool,
     args: argparse.Namespace,
     out: TextIO,
+    positions: Mapping[str, int] | None = None,
 ) -> None:
-    """The table (text, JSON or CSV) with its totals."""
+    """The table (text, JSON or CSV) with its totals; `positions` are waitlist places by row key."""
     total = totals(plans, bad_rows=len(listing.bad_rows), free_seats=free)
+    places = positions or {}
     if args.json:
         document = {
             "rollout": name,
             "group_id": group_id,
             "dry_run": dry_run,
-            "people": [_row(p) for p in plans],
+            "people": [_row(p, places, dry_run=dry_run) for p in plans],
             "bad_rows": [{"line": b.line, "text": b.text, "problem": b.problem} for b in listing.bad_rows],
             "totals": total.as_dict(),
         }
@@ -368,7 +414,7 @@ def render(
         return
     if args.csv:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["line", "person", "user_id", "state", "reasons", "summary"])
+        writer.writerow(["line", "person", "user_id", "state", "reasons", "summary", "waitlist_position"])
         for p in plans:
             writer.writerow(
                 [
@@ -378,26 +424,31 @@ def render(
                     p.state.value,
                     " ".join(p.reasons),
                     p.summary,
+                    places.get(p.row_key, ""),
                 ]
             )
         for b in listing.bad_rows:
-            writer.writerow([b.line, b.text, "", "bad_row", "", b.problem])
+            writer.writerow([b.line, b.text, "", "bad_row", "", b.problem, ""])
         return
     print(f"rollout {name} -> {group_id}{' (dry run: nothing written)' if dry_run else ''}", file=out)
     print(f"{'line':>6}  {'state':<17} {'person':<40} reasons", file=out)
     for p in plans:
-        print(
-            f"{p.listed.line:>6}  {p.state.value:<17} {p.listed.value:<40} {', '.join(p.reasons)}", file=out
-        )
+        why = _waiting_note(p, places, dry_run=dry_run) or ", ".join(p.reasons)
+        print(f"{p.listed.line:>6}  {p.state.value:<17} {p.listed.value:<40} {why}", file=out)
     states = ", ".join(f"{k} {v}" for k, v in sorted(total.by_state.items()))
     print(f"totals: {states}; bad rows {total.bad_rows}", file=out)
     if total.blocked_by_reason:
         why = ", ".join(f"{k} {v}" for k, v in sorted(total.blocked_by_reason.items()))
         print(f"blocked by: {why}", file=out)
     print(f"seats: uses {total.seats_used} of {free} free", file=out)
+    if total.waiting_for_seat:
+        print(
+            f"waiting for a seat: {total.waiting_for_seat} (first come, first served when seats free up)",
+            file=out,
+        )
 
 
-def _row(plan: PersonPlan) -> dict[str, Any]:
+def _row(plan: PersonPlan, positions: Mapping[str, int], *, dry_run: bool) -> dict[str, Any]:
     return {
         "line": plan.listed.line,
         "person": plan.listed.value,
@@ -407,6 +458,8 @@ def _row(plan: PersonPlan) -> dict[str, Any]:
         "state": plan.state.value,
         "reasons": list(plan.reasons),
         "summary": plan.summary,
+        "waitlist_position": positions.get(plan.row_key),
+        "note": _waiting_note(plan, positions, dry_run=dry_run) or None,
     }
 
 

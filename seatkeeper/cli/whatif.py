@@ -5,8 +5,12 @@ Every user of the tenant is read page by page (999 a page, `$select`ed) and eval
 policy and the new one through the same `choose_target()` and `decide()` the service uses; each person who
 would gain a Copilot seat, lose it, change group or be blocked from the group the new policy picks is
 printed with the reason as soon as the page is read, and the seat balance per Copilot SKU closes the
-report. Recorded rollouts apply to both policies. `--rule GROUP 'RULE'` also previews a dynamic group's new
-`membershipRule` (the subset in `seatkeeper/core/membership_rule.py`) against current attributes.
+report. Each person who would lose a seat or change group is also checked against removal safety under
+the new policy: Seatkeeper removes only members it added itself (unless a group is `authoritative`), so the
+report says which of them Seatkeeper would remove and which it would leave in place for an admin (and why),
+with counts. Recorded rollouts apply to both policies. `--rule GROUP 'RULE'` also previews a dynamic
+group's new `membershipRule` (the subset in `seatkeeper/core/membership_rule.py`) against current
+attributes.
 Memory stays flat: only counters are kept, never the list of users.
 """
 
@@ -28,7 +32,8 @@ from seatkeeper.core.graph_port import GraphPage, GraphPort
 from seatkeeper.core.groups import GroupSnapshot
 from seatkeeper.core.membership_rule import PROPERTIES, RuleError, parse_rule
 from seatkeeper.core.policy import Policy
-from seatkeeper.core.whatif import WHATIF_SELECT, RulePreview, WhatIf
+from seatkeeper.core.seat_ports import SeatStore
+from seatkeeper.core.whatif import WHATIF_SELECT, PersonChange, RulePreview, WhatIf
 
 PAGE_SIZE: Final = "999"
 EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3
@@ -96,6 +101,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             current,
             new,
             previews,
+            seats=services.license.seats,
             emit=_printer(out, as_json=args.json, summary_only=args.summary_only),
             progress=_progress(err),
         )
@@ -141,10 +147,14 @@ async def preview(
     new: Policy,
     previews: Sequence[RulePreview],
     *,
+    seats: SeatStore,
     emit: Emit,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Stream every user through both policies (and each rule preview); emit each change; the summary."""
+    """Stream every user through both policies (and each rule preview); emit each change; the summary.
+
+    `seats` answers who Seatkeeper added (one point read per group a losing or moving person leaves).
+    """
     catalogue = await reads.catalogue(fresh=True)
     groups: dict[str, GroupSnapshot] = {}
     for group_id in {g.id.lower() for p in (current, new) for g in p.licensing_groups}:
@@ -158,6 +168,7 @@ async def preview(
         for user in page.items:
             change = whatif.observe(user)
             if change is not None:
+                change = whatif.settle(change, added_by_seatkeeper=await _added(seats, change))
                 record = change.as_dict()
                 for end in ("from_group", "to_group"):
                     snapshot = groups.get(record[end] or "")
@@ -178,6 +189,11 @@ async def preview(
         if progress is not None:
             progress(whatif.people)
     return whatif.summary()
+
+
+async def _added(seats: SeatStore, change: PersonChange) -> frozenset[str]:
+    """The groups among those the person leaves that Seatkeeper added them to (its addition records)."""
+    return frozenset([g for g in change.leaving if await seats.addition(change.user_id, g) is not None])
 
 
 async def prefetched(pages: AsyncIterator[GraphPage]) -> AsyncGenerator[GraphPage, None]:
@@ -244,7 +260,16 @@ def _person_line(record: Mapping[str, Any]) -> str:
     )
     why = f"{before['via']} -> {after['via']}"
     reasons = f" [{', '.join(after['reasons'])}]" if after["reasons"] else ""
-    return f"{record['change']:<14} {who:<40} {moves}  ({why}){reasons}"
+    return f"{record['change']:<14} {who:<40} {moves}  ({why}){reasons}{_removal_note(record.get('removal'))}"
+
+
+def _removal_note(removal: Mapping[str, Any] | None) -> str:
+    """What happens to a losing or moving person's old membership: Seatkeeper removes it, or it stays."""
+    if removal is None:
+        return ""
+    if removal["seatkeeper_removes"]:
+        return "; Seatkeeper removes"
+    return f"; stays ({', '.join(removal['left_because'])}): an admin must act"
 
 
 def _print_summary(summary: Mapping[str, Any], out: TextIO, *, as_json: bool) -> None:
@@ -256,6 +281,15 @@ def _print_summary(summary: Mapping[str, Any], out: TextIO, *, as_json: bool) ->
         f"change group {summary['change_group']}, blocked {summary['blocked']}",
         file=out,
     )
+    for kind, label in (("lose", "lose"), ("change_group", "change group (old group)")):
+        counts = summary["removals"][kind]
+        if counts["seatkeeper_removes"] or counts["left_for_an_admin"]:
+            why = ", ".join(f"{k} {v}" for k, v in counts["left_because"].items())
+            print(
+                f"  {label}: Seatkeeper removes {counts['seatkeeper_removes']}, "
+                f"leaves {counts['left_for_an_admin']} for an admin{f' ({why})' if why else ''}",
+                file=out,
+            )
     for group, moves in summary["groups"].items():
         print(f"  group {group}: +{moves['in']} -{moves['out']}", file=out)
     for seat in summary["seats"]:

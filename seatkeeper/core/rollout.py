@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 from seatkeeper.core.hr_rules import RuleChoice, choose_group
+from seatkeeper.core.reasons import Reason
 
 if TYPE_CHECKING:
     from seatkeeper.core.people import Person
@@ -154,6 +155,9 @@ class Planned(StrEnum):
     """What the rollout does, or did, for one listed person."""
 
     TO_ADMIT = "to_admit"  # eligible: admitted through the `admit` path (not yet done)
+    # Blocked by seats alone: sent through the same `admit` path (not yet done), which puts the person on
+    # the first-come-first-served waitlist, served when seats free up — as an HR joiner would be.
+    TO_WAITLIST = "to_waitlist"
     BLOCKED = "blocked"
     ALREADY_LICENSED = "already_licensed"
     ALREADY_MEMBER = "already_member"
@@ -165,8 +169,11 @@ class Planned(StrEnum):
     REFUSED = "refused"
 
 
-# A person in any state but TO_ADMIT needs nothing more from this rollout: resuming skips them.
-FINAL: Final = frozenset(set(Planned) - {Planned.TO_ADMIT})
+# States whose people still go through the `admit` path; everyone else needs nothing more from this
+# rollout, and resuming skips them.
+TO_SEND: Final = frozenset({Planned.TO_ADMIT, Planned.TO_WAITLIST})
+FINAL: Final = frozenset(set(Planned) - TO_SEND)
+_SEAT_ONLY: Final = (Reason.NO_SEAT.value,)  # the one blocker the waitlist resolves
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,13 @@ class PersonPlan:
     state: Planned
     reasons: tuple[str, ...] = ()
     summary: str = ""
+
+    @property
+    def waits_for_seat(self) -> bool:
+        """True when the person waits (or, in a dry run, would wait) on the group's waitlist for a seat."""
+        return self.state is Planned.TO_WAITLIST or (
+            self.state is Planned.PENDING and self.reasons == _SEAT_ONLY
+        )
 
     @property
     def row_key(self) -> str:
@@ -195,6 +209,7 @@ class Totals:
     bad_rows: int
     seats_used: int
     free_seats: int
+    waiting_for_seat: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""
@@ -204,20 +219,50 @@ class Totals:
             "bad_rows": self.bad_rows,
             "seats_used": self.seats_used,
             "free_seats": self.free_seats,
+            "waiting_for_seat": self.waiting_for_seat,
         }
 
 
 def totals(plans: Sequence[PersonPlan], *, bad_rows: int, free_seats: int) -> Totals:
-    """The footer: states, blockers and the seats the rollout uses (admitted or to admit)."""
+    """The footer: states, blockers, the seats the rollout uses (admitted or to admit) and how many people
+    wait (or would wait) for a seat."""
     states = Counter(p.state.value for p in plans)
-    blockers = Counter(r for p in plans if p.state in (Planned.BLOCKED, Planned.PENDING) for r in p.reasons)
+    blockers = Counter(
+        r
+        for p in plans
+        if p.state in (Planned.BLOCKED, Planned.PENDING, Planned.TO_WAITLIST)
+        for r in p.reasons
+    )
     used = states[Planned.TO_ADMIT.value] + states[Planned.ADDED.value]
-    return Totals(dict(states), dict(blockers), bad_rows, used, free_seats)
+    waiting = sum(p.waits_for_seat for p in plans)
+    return Totals(dict(states), dict(blockers), bad_rows, used, free_seats, waiting)
 
 
 def remaining(plans: Iterable[PersonPlan]) -> tuple[PersonPlan, ...]:
-    """The people still to admit, in file order (resuming skips everyone already done)."""
-    return tuple(sorted((p for p in plans if p.state is Planned.TO_ADMIT), key=lambda p: p.listed.line))
+    """The people still to send through admission, in file order (resuming skips everyone already done)."""
+    return tuple(sorted((p for p in plans if p.state in TO_SEND), key=lambda p: p.listed.line))
+
+
+def waitlist_positions(plans: Iterable[PersonPlan], waiting: Sequence[str]) -> dict[str, int]:
+    """Each waiting rollout person's place (from 1) on the group's waitlist, by progress row key.
+
+    `waiting` is the group's waitlist, first come first (user ids). A person already on it has their place;
+    a person a dry run would put on it comes after everyone waiting, in file order. A person recorded as
+    waiting but no longer on the list (served, or gone) has no place.
+    """
+    place = {user.strip().lower(): n for n, user in enumerate(waiting, 1)}
+    positions: dict[str, int] = {}
+    last = len(place)
+    for plan in sorted(plans, key=lambda p: p.listed.line):
+        if not plan.waits_for_seat or not plan.user_id:
+            continue
+        known = place.get(plan.user_id.strip().lower())
+        if known is not None:
+            positions[plan.row_key] = known
+        elif plan.state is Planned.TO_WAITLIST:
+            last += 1
+            positions[plan.row_key] = last
+    return positions
 
 
 def chunks(plans: Sequence[PersonPlan], size: int = 20) -> Iterable[tuple[PersonPlan, ...]]:

@@ -3,17 +3,23 @@
 For every licensing group exactly one healthy subscription: created when missing, renewed well before its
 expiry (at most 41,760 minutes for groups), recreated when Graph no longer knows it, deleted when its group
 left the policy or it duplicates the recorded one. Graph allows 100 group subscriptions per app and tenant
-(graph-facts §A1): creations beyond that are not attempted and the plan says which groups go without.
+(graph-facts §A1): creations beyond that are not attempted and the plan says which groups go without. Graph
+may still refuse a creation for its quota (a 403 naming the limit: subscriptions another instance made
+meanwhile, or the per-tenant and per-app limits the listing cannot show); `is_quota_refusal` tells that
+refusal from a missing permission.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 from urllib.parse import urlsplit
+
+from seatkeeper.core.errors import Forbidden, SeatkeeperError
 
 MAX_LIFETIME: Final = timedelta(minutes=41_760)
 LIFETIME: Final = MAX_LIFETIME - timedelta(hours=1)
@@ -22,6 +28,13 @@ RENEW_BEFORE: Final = timedelta(days=14)
 """Renew once less than this remains: half the lifetime, so a missed upkeep run or two costs nothing."""
 QUOTA_PER_APP: Final = 100
 CHANGE_TYPE: Final = "updated,deleted"
+QUOTA_PER_TENANT: Final = 1_000
+"""Graph's limit of group subscriptions per tenant, all apps together (graph-facts §A1)."""
+# Graph's quota refusal is a 403 whose message names the limit; seen worded as "Subscription limit of 100
+# for this application and tenant has been reached" and "Maximum number of subscriptions has been reached".
+_QUOTA_WORDS: Final = re.compile(r"\b(limit|maximum)\b", re.IGNORECASE)
+_QUOTA_REACHED: Final = re.compile(r"\b(reached|exceeded)\b", re.IGNORECASE)
+_QUOTA_LIMIT: Final = re.compile(r"limit of (\d+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -100,11 +113,16 @@ Action = CreateSubscription | RenewSubscription | DeleteSubscription | ForgetRec
 
 @dataclass(frozen=True)
 class Quota:
-    """Graph's 100-per-app limit: how many are in use after the plan, and the groups left without one."""
+    """Graph's 100-per-app limit: how many are in use after the plan, and the groups left without one.
+
+    `refusal` is Graph's own word when it refused a creation for its quota (empty when the plan alone
+    found the groups that do not fit); then `blocked_groups` also holds the groups it refused.
+    """
 
     limit: int
     in_use: int
     blocked_groups: tuple[str, ...] = ()
+    refusal: str = ""
 
     @property
     def exceeded(self) -> bool:
@@ -183,3 +201,20 @@ def plan_upkeep(
         quota=Quota(quota_limit, in_use + len(allowed), tuple(c.group_id for c in blocked)),
         foreign=foreign,
     )
+
+
+def is_quota_refusal(error: SeatkeeperError) -> bool:
+    """Whether Graph refused a creation because the subscription quota is used up (not a permission)."""
+    text = str(error)
+    return (
+        isinstance(error, Forbidden)
+        and "subscription" in text.lower()
+        and _QUOTA_WORDS.search(text) is not None
+        and _QUOTA_REACHED.search(text) is not None
+    )
+
+
+def refused_limit(refusal: str, default: int = QUOTA_PER_APP) -> int:
+    """The limit Graph's quota refusal names ("limit of 100"), else the documented per-app one."""
+    found = _QUOTA_LIMIT.search(refusal)
+    return int(found.group(1)) if found else default

@@ -6,13 +6,19 @@ time, it keeps counters only, so a tenant of any size is previewed in flat memor
 Where a policy has neither HR rules nor recorded rollouts, Seatkeeper does not choose groups: people stay
 in the licensing group they are in. Seats are not a per-person blocker here (the gate is asked with seats
 not counted); they are reported once, as the balance per Copilot SKU.
+
+A person who would lose their seat or change group leaves a group; whether Seatkeeper would take them out
+is removal safety's answer under the new policy (`removal_safety.removal_refusal`: only members it added,
+unless the group is authoritative; never protected users, observe-only or read-only groups). The caller
+reads who Seatkeeper added (`SeatStore.addition`) and settles each such change (`WhatIf.settle`): the report
+says who Seatkeeper would remove and who it would leave in place for an admin, with counts.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -24,6 +30,7 @@ from seatkeeper.core.people import Person
 from seatkeeper.core.person_mapping import PERSON_SELECT, person_from_entra
 from seatkeeper.core.policy import Policy
 from seatkeeper.core.reasons import Reason
+from seatkeeper.core.removal_safety import removal_refusal
 from seatkeeper.core.rollout import choose_target
 from seatkeeper.core.skus import SkuCatalogue
 
@@ -64,18 +71,68 @@ class Placement:
     reasons: tuple[str, ...] = ()
 
 
+# Why a person who loses their seat keeps it although no group of Seatkeeper's is left: the license comes
+# from a direct assignment or a group the policies do not manage (Seatkeeper removes nothing there).
+NOT_IN_A_LICENSING_GROUP: Final = "licensed_outside_licensing_groups"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Leaving one group: whether Seatkeeper would remove the member (`why_not` None) or leave them there
+    for an admin (`why_not`: the removal-safety refusal)."""
+
+    group_id: str
+    why_not: str | None
+
+    @property
+    def seatkeeper_removes(self) -> bool:
+        """True when Seatkeeper would take the member out of the group itself."""
+        return self.why_not is None
+
+
 @dataclass(frozen=True)
 class PersonChange:
-    """One person whose seat or group differs, with both placements."""
+    """One person whose seat or group differs, with both placements; `leaving` the licensing groups the
+    person is in and would leave, `removals` what Seatkeeper would do about each (once settled)."""
 
     user_id: str
     upn: str | None
     change: Change
     before: Placement
     after: Placement
+    leaving: tuple[str, ...] = ()
+    removals: tuple[Removal, ...] | None = None
+
+    @property
+    def seatkeeper_removes(self) -> bool | None:
+        """For a settled lose or change of group: True when Seatkeeper would take the person out of every
+        group they leave; False when at least one removal is left to an admin; None for other changes."""
+        if self.removals is None:
+            return None
+        return bool(self.removals) and all(r.seatkeeper_removes for r in self.removals)
+
+    def left_because(self) -> tuple[str, ...]:
+        """Why the removals Seatkeeper would not do are left to an admin (empty: it removes them all)."""
+        if self.removals is None:
+            return ()
+        if not self.removals:
+            return (NOT_IN_A_LICENSING_GROUP,)
+        return tuple(dict.fromkeys(r.why_not for r in self.removals if r.why_not is not None))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
+        removal = (
+            None
+            if self.removals is None
+            else {
+                "seatkeeper_removes": self.seatkeeper_removes,
+                "left_because": list(self.left_because()),
+                "groups": [
+                    {"group_id": r.group_id, "seatkeeper_removes": r.seatkeeper_removes, "why_not": r.why_not}
+                    for r in self.removals
+                ],
+            }
+        )
         return {
             "user_id": self.user_id,
             "upn": self.upn,
@@ -92,6 +149,7 @@ class PersonChange:
                 "seated": self.after.seated,
                 "reasons": list(self.after.reasons),
             },
+            "removal": removal,
         }
 
 
@@ -213,6 +271,9 @@ class WhatIf:
     people: int = 0
     changes: Counter[str] = field(default_factory=Counter)
     by_group: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (change, "removes" | "left") for settled loses and group changes; (change, why) for those left.
+    removals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    left_because: Counter[tuple[str, str]] = field(default_factory=Counter)
     _seat_delta: Counter[str] = field(default_factory=Counter)
 
     def observe(self, user: Mapping[str, Any]) -> PersonChange | None:
@@ -230,7 +291,41 @@ class WhatIf:
             self.by_group[(before.group_id, "out")] += 1
         if after.group_id and after.seated:
             self.by_group[(after.group_id, "in")] += 1
-        return PersonChange(person.id, person.user_principal_name, change, before, after)
+        leaving = self._leaving(person, after) if change in (Change.LOSE, Change.CHANGE_GROUP) else ()
+        return PersonChange(person.id, person.user_principal_name, change, before, after, leaving)
+
+    def _leaving(self, person: Person, after: Placement) -> tuple[str, ...]:
+        """The licensing groups (of either policy) the person is in that the new placement leaves."""
+        managed = {g.id.lower() for p in (self.current, self.new) for g in p.licensing_groups}
+        kept = after.group_id if after.seated else None
+        groups = (a.assigned_by_group for a in person.license_assignments)
+        return tuple(dict.fromkeys(g for g in groups if g is not None and g in managed and g != kept))
+
+    def settle(self, change: PersonChange, *, added_by_seatkeeper: frozenset[str]) -> PersonChange:
+        """A lose or change of group with removal safety's answer for each group left, under the new policy
+        (`added_by_seatkeeper`: the groups among `leaving` Seatkeeper added this person to); counted.
+        Other changes come back as they are."""
+        if change.change not in (Change.LOSE, Change.CHANGE_GROUP):
+            return change
+        removals = tuple(
+            Removal(group_id, self._refusal(change, group_id, group_id in added_by_seatkeeper))
+            for group_id in change.leaving
+        )
+        settled = replace(change, removals=removals)
+        self.removals[(change.change.value, "removes" if settled.seatkeeper_removes else "left")] += 1
+        for why in settled.left_because():
+            self.left_because[(change.change.value, why)] += 1
+        return settled
+
+    def _refusal(self, change: PersonChange, group_id: str, added: bool) -> str | None:
+        refusal = removal_refusal(
+            self.new,
+            user_id=change.user_id,
+            user_principal_name=change.upn,
+            group=self.groups.get(group_id) or GroupSnapshot(id=group_id),
+            added_by_seatkeeper=added,
+        )
+        return refusal.value if refusal is not None else None
 
     def _group_skus(self, group_id: str | None) -> frozenset[str]:
         found: set[str] = set()
@@ -284,6 +379,18 @@ class WhatIf:
             "lose": self.changes[Change.LOSE.value],
             "change_group": self.changes[Change.CHANGE_GROUP.value],
             "blocked": self.changes[Change.BLOCKED.value],
+            "removals": {
+                kind.value: {
+                    "seatkeeper_removes": self.removals[(kind.value, "removes")],
+                    "left_for_an_admin": self.removals[(kind.value, "left")],
+                    "left_because": {
+                        why: n
+                        for (change, why), n in sorted(self.left_because.items())
+                        if change == kind.value
+                    },
+                }
+                for kind in (Change.LOSE, Change.CHANGE_GROUP)
+            },
             "groups": {
                 group: {"in": self.by_group[(group, "in")], "out": self.by_group[(group, "out")]}
                 for group in sorted({g for g, _ in self.by_group})

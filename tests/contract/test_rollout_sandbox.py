@@ -1,11 +1,17 @@
 """`seatkeeper rollout` against the sandbox over HTTPS: a dry run writes nothing, a real run admits the
-eligible people 20 a request and records the rollout, and an interrupted run resumes without redoing any
-add. Driven through the command's own functions with the service's adapters (Graph client, SQLite state)."""
+eligible people 20 a request and records the rollout, people blocked by seats alone wait on the waitlist and
+are served first come when seats free up, and an interrupted run resumes without redoing any add. Driven
+through the command's own functions with the service's adapters (Graph client, SQLite state)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,8 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
+from handlers.admission import Result
 from handlers.license_commands import LicenseDeps
 from handlers.tenant_reads import TenantReads
+from handlers.verification import serve_waiting
 from seatkeeper.adapters.clocks import WallClock
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.bootstrap import build_graph
@@ -118,6 +126,12 @@ async def candidates(graph: GraphPort) -> tuple[list[str], list[str], list[str]]
             elif (E3, "Active") in states and person.usage_location and person.account_enabled:
                 eligible.append(upn)
     return eligible, unlicensed, licensed
+
+
+async def copilot_consumed(graph: GraphPort) -> int:
+    """The Copilot SKU's consumed seats, as `subscribedSkus` reports them."""
+    body = await graph.get("/subscribedSkus")
+    return int(next(s for s in body["value"] if s["skuId"] == COPILOT)["consumedUnits"])
 
 
 def args(path: Path, **changes: Any) -> argparse.Namespace:
@@ -227,3 +241,89 @@ async def test_an_interrupted_rollout_resumes_without_double_work(rig: Rig) -> N
     control(rig.info, "POST", "/counters/reset")
     third = await rollout_file(args(path), rig.deps, rig.records, io.StringIO(), io.StringIO())
     assert (third, rig.member_writes()) == (EXIT_DONE, 0)
+
+
+async def test_people_blocked_by_seats_alone_wait_their_turn(rig: Rig) -> None:
+    """Two free seats, five eligible people: the first two are added; the other three go through admission
+    onto the waitlist in file order, the report gives each one's place, and when seats free up, serving the
+    waitlist adds them, first come first served."""
+    eligible, _, _ = await candidates(rig.deps.graph)
+    chosen = eligible[:5]
+    consumed = await copilot_consumed(rig.deps.graph)
+    control(rig.info, "POST", f"/skus/{COPILOT}/seats", {"enabled": consumed + 2})
+    path = rig.tmp / "wave2.csv"
+    path.write_text("upn\n" + "\n".join(chosen) + "\n")
+    before = rig.members(AMERICAS)
+
+    out = io.StringIO()
+    dry = await rollout_file(args(path, dry_run=True, json=True), rig.deps, rig.records, out, io.StringIO())
+    planned = json.loads(out.getvalue())["people"]
+    assert (dry, [(p["state"], p["waitlist_position"]) for p in planned]) == (
+        EXIT_DONE,
+        [("to_admit", None), ("to_admit", None), ("to_waitlist", 1), ("to_waitlist", 2), ("to_waitlist", 3)],
+    )
+    assert planned[2]["note"] == "would wait for a seat (position 1)"
+
+    out = io.StringIO()
+    code = await rollout_file(args(path, json=True), rig.deps, rig.records, out, io.StringIO())
+    document = json.loads(out.getvalue())
+    people = document["people"]
+    waiters = [p["user_id"] for p in people[2:]]
+    assert (code, [p["state"] for p in people]) == (
+        EXIT_DONE,
+        ["added", "added", "pending", "pending", "pending"],
+    )
+    assert [p["note"] for p in people[2:]] == [f"waiting for a seat (position {n})" for n in (1, 2, 3)]
+    assert document["totals"]["waiting_for_seat"] == 3
+    assert len(rig.members(AMERICAS) - before) == 2
+    assert [e.user_id for e in await rig.deps.seats.waitlist(AMERICAS)] == waiters
+    [rule] = await rig.records.rules()
+    assert rule.user_ids == frozenset(p["user_id"] for p in people)
+
+    control(rig.info, "POST", f"/skus/{COPILOT}/seats", {"enabled": consumed + 20})
+    served = await serve_waiting(rig.deps, correlation_id="seats-freed", version="seats-freed:1")
+    assert [(a.user_id, a.result) for a in served.admitted] == [(u, Result.ADDED) for u in waiters]
+    assert rig.members(AMERICAS) - before == {p["user_id"] for p in people}
+    assert await rig.deps.seats.waitlist(AMERICAS) == ()
+
+
+def seatkeeper(info: SandboxInfo, data: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`python -m seatkeeper ARGV` (the console script's `main()`), its settings from the environment as an
+    admin's shell gives them: sandbox mode through the ready file, state in its own data directory."""
+    ready = data / "sandbox-ready.json"
+    ready.write_text(json.dumps(dataclasses.asdict(info)), encoding="utf-8")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SEATKEEPER_")}
+    environ |= {
+        "SEATKEEPER_SANDBOX_READY_FILE": str(ready),
+        "SEATKEEPER_DATA_DIR": str(data / "state"),
+        "SEATKEEPER_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
+        [sys.executable, "-m", "seatkeeper", *argv],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_the_command_runs_through_main_with_the_service_s_settings(rig: Rig) -> None:
+    """`seatkeeper rollout FILE --group G --json` through `main()` and the composition root (settings,
+    policy, Graph over HTTPS, the SQLite state in the data directory): the people are added and the rollout
+    is recorded, so `seatkeeper rollout list` in a new process finds it."""
+    eligible, _, _ = await candidates(rig.deps.graph)
+    chosen = eligible[:3]
+    path = rig.tmp / "cli wave.csv"
+    path.write_text("upn\n" + "\n".join(chosen) + "\n")
+    before = rig.members(AMERICAS)
+    run = seatkeeper(rig.info, rig.tmp, "rollout", str(path), "--group", AMERICAS, "--json")
+    assert run.returncode == EXIT_DONE, run.stderr
+    document = json.loads(run.stdout)
+    added = {p["user_id"] for p in document["people"] if p["state"] == "added"}
+    assert (document["rollout"], len(added), rig.members(AMERICAS) - before) == ("cli-wave", 3, added)
+    listed = seatkeeper(rig.info, rig.tmp, "rollout", "list", "--json")
+    assert listed.returncode == EXIT_DONE, listed.stderr
+    [entry] = json.loads(listed.stdout)
+    assert (entry["name"], entry["group_id"], entry["by_state"]) == ("cli-wave", AMERICAS, {"added": 3})

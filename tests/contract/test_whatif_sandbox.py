@@ -1,9 +1,11 @@
 """`seatkeeper whatif` against the sandbox over HTTPS: every user is read page by page, the report agrees
-with the tenant's own data, a membershipRule edit is previewed, and nothing is written."""
+with the tenant's own data, says which losers Seatkeeper would remove (only those it added), a
+membershipRule edit is previewed, and nothing is written."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,13 @@ import yaml
 
 from handlers.tenant_reads import TenantReads
 from seatkeeper.adapters.clocks import WallClock
+from seatkeeper.adapters.seat_store import StateSeatStore
+from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.bootstrap import build_graph
 from seatkeeper.cli.whatif import preview, rule_previews
 from seatkeeper.core.graph_port import GraphPort
 from seatkeeper.core.policy import Policy
+from seatkeeper.core.seat_ports import Addition
 from seatkeeper.core.sensitive import Secret
 from seatkeeper.policy_file import parse_policy
 from seatkeeper.settings import CredentialKind, GraphSettings
@@ -85,13 +90,33 @@ async def users(graph: GraphPort) -> dict[str, Mapping[str, Any]]:
     }
 
 
+@pytest.fixture
+def seats(tmp_path: Path) -> Iterator[StateSeatStore]:
+    state = SqliteStateStore(tmp_path / "state.sqlite3")
+    try:
+        yield StateSeatStore(state, timeout=timedelta(hours=1))
+    finally:
+        state.close()
+
+
 async def test_whatif_agrees_with_the_tenant_and_writes_nothing(
-    tenant: SandboxInfo, graph: GraphPort
+    tenant: SandboxInfo, graph: GraphPort, seats: StateSeatStore
 ) -> None:
     """From no rules (people stay where they are) to "Sales goes to Americas": losses are members of
-    Copilot groups outside Sales, gains and group changes are in Sales; the membershipRule preview adds
-    exactly the enabled Marketing people; every request is a read."""
+    Copilot groups outside Sales, gains and group changes are in Sales; of the losers, Seatkeeper would
+    remove only the one it added; the membershipRule preview adds exactly the enabled Marketing people;
+    every request is a read."""
     everyone = await users(graph)
+    ours = next(
+        u
+        for u, d in sorted(everyone.items())
+        if d.get("department") != "Sales"
+        and any(
+            str(s.get("assignedByGroup")).lower() == AMERICAS and s.get("state") == "Active"
+            for s in d.get("licenseAssignmentStates") or []
+        )
+    )
+    await seats.record_addition(Addition(ours, AMERICAS, datetime(2026, 1, 5, tzinfo=UTC), "rollout pilot"))
     control(tenant, "POST", "/counters/reset")
     records: list[Mapping[str, Any]] = []
     previews = await rule_previews(
@@ -104,6 +129,7 @@ async def test_whatif_agrees_with_the_tenant_and_writes_nothing(
         sandbox_policy([]),
         sandbox_policy(SALES_ONLY),
         previews,
+        seats=seats,
         emit=records.append,
     )
     counters = control(tenant, "GET", "/counters")
@@ -133,12 +159,20 @@ async def test_whatif_agrees_with_the_tenant_and_writes_nothing(
         department(u) == "Sales" for u in by_change.get("gain", []) + by_change.get("change_group", [])
     )
     assert all(department(u) == "Sales" for u in by_change.get("blocked", []))
+    removes = {r["user_id"] for r in people if r["change"] == "lose" and r["removal"]["seatkeeper_removes"]}
+    assert removes == {ours}
+    left = len(by_change["lose"]) - 1
+    assert summary["removals"]["lose"] == {
+        "seatkeeper_removes": 1,
+        "left_for_an_admin": left,
+        "left_because": {"not_added_by_seatkeeper": left},
+    }
     assert summary["people"] == len(everyone)
     assert (summary["gain"], summary["lose"]) == (len(by_change.get("gain", [])), len(by_change["lose"]))
     # A loser frees a seat only if their Copilot license is active (one in error holds none).
     freed = [u for u in by_change["lose"] if holds_active_seat(u)]
-    [seats] = summary["seats"]
-    assert seats["after"] == seats["consumed"] + summary["gain"] - len(freed)
+    [balance] = summary["seats"]
+    assert balance["after"] == balance["consumed"] + summary["gain"] - len(freed)
 
     marketing = {
         u for u, d in everyone.items() if d.get("department") == "Marketing" and d.get("accountEnabled")

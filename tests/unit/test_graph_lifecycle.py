@@ -8,6 +8,7 @@ from datetime import timedelta
 from handlers.group_changes import GroupChangeDeps, handle_message
 from handlers.subscription_upkeep import SubscriptionTarget, UpkeepDeps, run_upkeep
 from seatkeeper.core.client_state import client_state_matches
+from seatkeeper.core.errors import Forbidden
 from seatkeeper.core.member_changes import MEMBER_CHANGED
 from seatkeeper.core.member_sets import MemberSets
 from seatkeeper.core.messages import GROUP_CHANGES, Message
@@ -106,3 +107,19 @@ def test_missed_only_catches_up_and_a_stale_subscription_changes_nothing() -> No
     world.event("subscriptionRemoved", "someone-elses")
     assert [str(s["id"]) for s in world.graph.listed()] == [sid]
     assert [m.subject for m in world.queue.of_kind(MEMBER_CHANGED.name)] == ["c"]
+
+
+def test_a_recreation_graph_refuses_still_catches_the_group_up() -> None:
+    """`subscriptionRemoved` while Graph refuses the creation (403): the removal made meanwhile is announced
+    anyway; the group is left to upkeep, which retries and alerts."""
+    world = World()
+    sid = str(world.subscription["id"])
+    world.graph.subscriptions.clear()
+    world.graph.create_error = Forbidden("POST /subscriptions: 403 Authorization_RequestDenied")
+    world.graph.remove(G, "a")
+    world.event("subscriptionRemoved", sid)
+    assert world.graph.writes.count(("POST", "/subscriptions")) == 2  # the refused recreation was tried
+    assert world.graph.listed() == []
+    assert [(m.payload["change"], m.subject) for m in world.queue.of_kind(MEMBER_CHANGED.name)] == [
+        ("removed", "a")
+    ]

@@ -25,6 +25,7 @@ from seatkeeper.core.rollout import (
     parse_rollout_csv,
     remaining,
     totals,
+    waitlist_positions,
 )
 from seatkeeper.core.rollout_records import RolloutHeader, RolloutRecords, target_with_rollouts, with_rollouts
 from tests.unit.test_gate_builders import COPILOT, NOW
@@ -109,14 +110,28 @@ def plan(line: int, state: Planned, *reasons: str) -> PersonPlan:
 
 
 def test_resuming_skips_everyone_already_done() -> None:
-    """Only people still to admit remain, in file order, whatever the order they were recorded in."""
+    """Only people still to send through admission remain (eligible, or blocked by seats alone), in file
+    order, whatever the order they were recorded in."""
     plans = [
         plan(3, Planned.TO_ADMIT),
         plan(1, Planned.ADDED),
+        plan(5, Planned.TO_WAITLIST, "no_seat"),
         plan(2, Planned.TO_ADMIT),
         plan(4, Planned.BLOCKED),
+        plan(6, Planned.PENDING, "no_seat"),
     ]
-    assert [p.listed.line for p in remaining(plans)] == [2, 3]
+    assert [p.listed.line for p in remaining(plans)] == [2, 3, 5]
+
+
+def test_waiting_people_get_their_place_on_the_waitlist() -> None:
+    """A waiting person has their place on the group's waitlist; a dry run's would-be waiters come after
+    everyone already waiting, in file order; someone no longer on the list, or not waiting, has none."""
+    waiting, served = plan(2, Planned.PENDING, "no_seat"), plan(3, Planned.PENDING, "no_seat")
+    would = [plan(4, Planned.TO_WAITLIST, "no_seat"), plan(5, Planned.TO_WAITLIST, "no_seat")]
+    other = plan(6, Planned.PENDING, "no_base_license")
+    queue = ["someone-else", str(waiting.user_id).upper()]
+    positions = waitlist_positions([would[1], other, served, waiting, would[0]], queue)
+    assert positions == {waiting.row_key: 2, would[0].row_key: 3, would[1].row_key: 4}
 
 
 def test_people_are_admitted_twenty_at_a_time() -> None:
@@ -126,21 +141,31 @@ def test_people_are_admitted_twenty_at_a_time() -> None:
 
 
 def test_totals_count_states_blockers_and_seats() -> None:
-    """The footer counts states, blockers by reason and the seats the rollout uses."""
+    """The footer counts states, blockers by reason, the seats the rollout uses and who waits for one."""
     plans = [
         plan(1, Planned.TO_ADMIT),
         plan(2, Planned.ADDED),
         plan(3, Planned.BLOCKED, "no_base_license"),
         plan(4, Planned.BLOCKED, "no_base_license", "no_usage_location"),
         plan(5, Planned.ALREADY_LICENSED),
+        plan(6, Planned.TO_WAITLIST, "no_seat"),
+        plan(7, Planned.PENDING, "no_seat"),
     ]
     result = totals(plans, bad_rows=2, free_seats=10)
     assert result.as_dict() == {
-        "by_state": {"added": 1, "already_licensed": 1, "blocked": 2, "to_admit": 1},
-        "blocked_by_reason": {"no_base_license": 2, "no_usage_location": 1},
+        "by_state": {
+            "added": 1,
+            "already_licensed": 1,
+            "blocked": 2,
+            "pending": 1,
+            "to_admit": 1,
+            "to_waitlist": 1,
+        },
+        "blocked_by_reason": {"no_base_license": 2, "no_seat": 2, "no_usage_location": 1},
         "bad_rows": 2,
         "seats_used": 2,
         "free_seats": 10,
+        "waiting_for_seat": 2,
     }
 
 

@@ -145,18 +145,19 @@ def test_a_subscription_deleted_behind_our_back_is_recreated_with_a_new_generati
 
 
 def test_a_refused_creation_is_reported_and_alerted_without_stopping_upkeep() -> None:
-    """A 403 at create (quota or permission) leaves the group unsubscribed, logged and alerted."""
+    """A 403 at create for a missing permission leaves the group unsubscribed, logged and alerted; the
+    quota's 403 is its own alert (`test_subscription_quota.py`)."""
     graph, store, queue, clock = (
-        DeltaGraph(create_error=Forbidden("403 quota")),
+        DeltaGraph(create_error=Forbidden("POST /subscriptions: 403 Authorization_RequestDenied")),
         MemoryStore(),
         RecordingQueue(),
         FakeClock(),
     )
-    report = asyncio.run(run_upkeep(["g1"], _deps(graph, store, queue, clock), correlation_id="c"))
-    assert list(report.failed) == ["g1"]
+    report = asyncio.run(run_upkeep(["g1", "g2"], _deps(graph, store, queue, clock), correlation_id="c"))
+    assert list(report.failed) == ["g1", "g2"]
     alerts = queue.of_kind("alert")
     assert sorted(str(a.payload["problem"]) for a in alerts) == [
-        "subscription.quota_exceeded",
+        "subscription.unhealthy",
         "subscription.unhealthy",
     ]
 

@@ -166,3 +166,131 @@ def test_membership_rule_preview_counts_joins_and_leaves() -> None:
     users = [person(1, department="Sales"), person(2, department="Legal"), person(3, department="Finance")]
     assert [preview.observe(u) for u in users] == [None, "join", "leave"]
     assert (preview.joins, preview.leaves, preview.matches_after) == (1, 1, 2)
+
+
+def group_of(policy: Policy, group_id: str, **changes: Any) -> Policy:
+    """The policy with one licensing group changed (authoritative, observe-only)."""
+    groups = tuple(replace(g, **changes) if g.id == group_id else g for g in policy.licensing_groups)
+    return replace(policy, licensing_groups=groups)
+
+
+def without_group(policy: Policy, group_id: str) -> Policy:
+    """The policy without one licensing group (Seatkeeper no longer manages it)."""
+    return replace(policy, licensing_groups=tuple(g for g in policy.licensing_groups if g.id != group_id))
+
+
+DROP_LEGAL = policy(rules=[rule("legal", "Legal", SALES)])  # the Sales member in SALES loses the seat
+ADDED, NOT_ADDED = frozenset({SALES}), frozenset[str]()
+
+
+@pytest.mark.parametrize(
+    ("new", "added", "dynamic", "why_not"),
+    [
+        pytest.param(DROP_LEGAL, ADDED, False, None, id="added-by-seatkeeper-removed"),
+        pytest.param(DROP_LEGAL, NOT_ADDED, False, "not_added_by_seatkeeper", id="not-added-left"),
+        pytest.param(
+            group_of(DROP_LEGAL, SALES, authoritative=True),
+            NOT_ADDED,
+            False,
+            None,
+            id="authoritative-removed",
+        ),
+        pytest.param(
+            replace(DROP_LEGAL, protected_users=frozenset({user_id(1)})),
+            ADDED,
+            False,
+            "protected_user",
+            id="protected-left",
+        ),
+        pytest.param(
+            group_of(DROP_LEGAL, SALES, observe_only=True),
+            ADDED,
+            False,
+            "observe_only",
+            id="observe-only-left",
+        ),
+        pytest.param(DROP_LEGAL, ADDED, True, "group_not_writable", id="dynamic-group-left"),
+        pytest.param(
+            without_group(DROP_LEGAL, SALES),
+            ADDED,
+            False,
+            "not_a_licensing_group",
+            id="group-dropped-left",
+        ),
+    ],
+)
+def test_a_loser_is_removed_only_where_removal_safety_allows(
+    new: Policy, added: frozenset[str], dynamic: bool, why_not: str | None
+) -> None:
+    """Of the people who would lose the seat, Seatkeeper removes only members it added (unless the group is
+    authoritative), never protected users, observe-only or read-only groups: the rest stay for an admin."""
+    groups = {
+        g: GroupSnapshot(g, g, group_types=frozenset({"DynamicMembership"}) if dynamic else frozenset())
+        for g in GROUPS
+    }
+    whatif = WhatIf(policy(), new, groups, run(policy(), new, []).catalogue, NOW)
+    change = whatif.observe(person(1, member_of=SALES))
+    assert change is not None
+    assert change.leaving == (SALES,)
+    settled = whatif.settle(change, added_by_seatkeeper=added)
+    assert (settled.change, settled.seatkeeper_removes, settled.as_dict()["removal"]["groups"]) == (
+        Change.LOSE,
+        why_not is None,
+        [{"group_id": SALES, "seatkeeper_removes": why_not is None, "why_not": why_not}],
+    )
+
+
+def test_the_summary_counts_who_seatkeeper_removes_and_who_is_left_for_an_admin() -> None:
+    """Three losers (one added by Seatkeeper) and one mover: counts per change and per reason."""
+    users = [
+        person(1, department="Legal", member_of=SALES),
+        person(2, department="Legal", member_of=SALES),
+        person(3, department="Legal", member_of=EMEA),
+        person(4, department="Sales", member_of=EMEA),
+    ]
+    new = policy(rules=[rule("sales", "Sales", SALES)])
+    whatif = WhatIf(
+        policy(), new, {g: GroupSnapshot(g, g) for g in GROUPS}, run(policy(), new, []).catalogue, NOW
+    )
+    ours = {user_id(1): frozenset({SALES}), user_id(4): frozenset({EMEA})}
+    settled = [
+        whatif.settle(c, added_by_seatkeeper=ours.get(c.user_id, frozenset()))
+        for c in (whatif.observe(u) for u in users)
+        if c is not None
+    ]
+    assert [(c.change, c.seatkeeper_removes) for c in settled] == [
+        (Change.LOSE, True),
+        (Change.LOSE, False),
+        (Change.LOSE, False),
+        (Change.CHANGE_GROUP, True),
+    ]
+    assert whatif.summary()["removals"] == {
+        "lose": {
+            "seatkeeper_removes": 1,
+            "left_for_an_admin": 2,
+            "left_because": {"not_added_by_seatkeeper": 2},
+        },
+        "change_group": {"seatkeeper_removes": 1, "left_for_an_admin": 0, "left_because": {}},
+    }
+
+
+def test_a_loser_licensed_outside_the_licensing_groups_is_left_for_an_admin() -> None:
+    """A Copilot license held directly is never Seatkeeper's to take: the loss is left for an admin."""
+    user = person(1)
+    user["assignedLicenses"].append({"skuId": COPILOT, "disabledPlans": []})
+    current = policy(rules=[rule("sales", "Sales", SALES)])
+    whatif = WhatIf(
+        current,
+        DROP_LEGAL,
+        {g: GroupSnapshot(g, g) for g in GROUPS},
+        run(current, DROP_LEGAL, []).catalogue,
+        NOW,
+    )
+    change = whatif.observe(user)
+    assert change is not None
+    settled = whatif.settle(change, added_by_seatkeeper=frozenset())
+    assert (settled.change, settled.seatkeeper_removes, settled.left_because()) == (
+        Change.LOSE,
+        False,
+        ("licensed_outside_licensing_groups",),
+    )
