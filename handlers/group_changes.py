@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import structlog
 
@@ -20,12 +20,11 @@ from handlers.subscription_upkeep import UpkeepDeps
 from seatkeeper.core.errors import InvalidInput, PermanentError, Rejected, Unavailable
 from seatkeeper.core.graph_port import GraphPort
 from seatkeeper.core.member_changes import (
+    DeltaFolder,
     DetectedBy,
     MembershipDiff,
     apply_fold,
     diff,
-    fold_delta,
-    full_members,
     member_messages,
 )
 from seatkeeper.core.member_sets import MemberSets
@@ -73,17 +72,16 @@ def token_lost(error: Rejected) -> bool:
 
 
 async def _read_round(
-    graph: GraphPort, path: str, params: Mapping[str, str] | None
-) -> tuple[list[Mapping[str, Any]], str]:
-    """Every page of one delta round and the deltaLink that ends it."""
-    items: list[Mapping[str, Any]] = []
+    graph: GraphPort, path: str, params: Mapping[str, str] | None, folder: DeltaFolder
+) -> str:
+    """Fold every page of one delta round as it comes (none is kept); the deltaLink that ends it."""
     link: str | None = None
     async for page in graph.pages(path, params=params):
-        items.extend(page.items)
+        folder.add(page.items)
         link = page.delta_link or link
     if link is None:
         raise Unavailable("groups/delta ended without a deltaLink")
-    return items, link
+    return link
 
 
 async def catch_up(group_id: str, deps: GroupChangeDeps, *, correlation_id: str) -> CatchUp:
@@ -94,8 +92,9 @@ async def catch_up(group_id: str, deps: GroupChangeDeps, *, correlation_id: str)
     detected_by = DetectedBy.FULL_SYNC
     if stored is not None and stored.delta_link:
         try:
-            items, link = await _read_round(deps.graph, stored.delta_link, None)
-            after = apply_fold(stored.members, fold_delta(items, group_id))
+            folder = DeltaFolder(group_id)
+            link = await _read_round(deps.graph, stored.delta_link, None, folder)
+            after = apply_fold(stored.members, folder.fold())
             detected_by = DetectedBy.DELTA
         except Rejected as error:
             if not token_lost(error):
@@ -103,8 +102,9 @@ async def catch_up(group_id: str, deps: GroupChangeDeps, *, correlation_id: str)
             _log.warning("group.delta_token_lost", group_id=group_id, status=error.status, code=error.code)
     if after is None:
         params = {"$filter": f"id eq '{group_id}'", "$select": "members"}
-        items, link = await _read_round(deps.graph, DELTA_PATH, params)
-        after = full_members(items, group_id)
+        folder = DeltaFolder(group_id)
+        link = await _read_round(deps.graph, DELTA_PATH, params, folder)
+        after = apply_fold(frozenset(), folder.fold())
     changes = diff(stored.members, after) if stored is not None else MembershipDiff()
     generation = (stored.generation if stored is not None else 0) + (0 if changes.empty else 1)
     if not changes.empty:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import structlog
 
 from handlers.admission import Result, admit
+from handlers.hr_people import Held, PeopleBook, usable_key
 from handlers.hr_removals import RemovalBook
 from handlers.license_commands import LicenseDeps
 from handlers.tenant_reads import TenantReads
@@ -42,8 +43,6 @@ from seatkeeper.core.seat_ports import Addition, PendingPerson, SeatStore
 from seatkeeper.core.seats import ReleaseReason, Reservation, WaitlistEntry
 from seatkeeper.core.skus import SkuCatalogue
 
-PEOPLE_TABLE: Final = "hrpeople"
-_RECORD_ROW: Final = "record"
 MAX_VERIFY_ATTEMPTS: Final = 36
 ACCOUNT_MISSING: Final = "hr.account_missing"
 MOVE_STUCK: Final = "hr.move_stuck"
@@ -92,8 +91,12 @@ class OnboardingDeps:
     state: StateStore
 
 
+class _Superseded(Exception):
+    """Finding the user linked the person's keys, and the human's one record names a newer event."""
+
+
 class _Run:
-    """One message's work: the deps, the event and the ids of what it sends."""
+    """One message's work: the deps, the event, the human's record and the ids of what it sends."""
 
     def __init__(self, deps: OnboardingDeps, work: HrWork, message: Message) -> None:
         self.deps = deps
@@ -103,6 +106,8 @@ class _Run:
         self.ld = deps.license
         self.now = self.ld.clock.now()
         self.removals = RemovalBook(deps.state)
+        self.people = PeopleBook(deps.state)
+        self.held = Held(work.event.person.employee_id, None, None)
 
     async def next(self, stage: Stage, at: datetime, *, attempt: int = 0) -> None:
         """Schedule the event's next stage (a new message id per stage and attempt)."""
@@ -153,7 +158,7 @@ class _Run:
                     )
                 except NotFound:
                     continue
-                return person_from_entra(body)
+                return await self.link(person_from_entra(body))
         escaped = person.employee_id.replace("'", "''")
         body = await self.ld.graph.get(
             "/users",
@@ -161,15 +166,21 @@ class _Run:
         )
         found = body.get("value", [])
         if isinstance(found, list) and len(found) == 1:
-            return person_from_entra(found[0])
+            return await self.link(person_from_entra(found[0]))
         if isinstance(found, list) and len(found) > 1:
             log.warning("hr.account_ambiguous", employee_id=person.employee_id, matches=len(found))
         return None
 
-
-async def _record(state: StateStore, employee_id: str) -> PersonRecord | None:
-    entity = await state.get(PEOPLE_TABLE, employee_id, _RECORD_ROW)
-    return PersonRecord.from_data(employee_id, entity.data) if entity is not None else None
+    async def link(self, entra: Person) -> Person:
+        """One record per human: now that the user is known, the event's key and Entra's employeeId lead to
+        the object id's record. _Superseded when that record names a newer event (from the other door)."""
+        candidates = (self.event.person.employee_id, entra.employee_id)
+        keys = {k for k in candidates if k is not None and usable_key(k)} - {entra.id.lower()}
+        for key in sorted(keys):
+            self.held = await self.people.link(key, entra.id)
+        if keys and not is_current(self.held.record, self.event):
+            raise _Superseded
+        return entra
 
 
 def _copilot_groups(person: Person, ld: LicenseDeps) -> dict[str, bool]:
@@ -223,11 +234,29 @@ async def handle_hr_message(
 
 
 async def handle_work(work: HrWork, message: Message, deps: OnboardingDeps) -> Handled:
-    """Order the event against the person's record, then carry out its stage."""
+    """Order the event against the human's one record, then carry out its stage."""
     run = _Run(deps, work, message)
-    event = work.event
+    try:
+        return await _ordered(run)
+    except _Superseded:
+        return await _superseded(run)
+
+
+async def _superseded(run: _Run) -> Handled:
+    """The event is no longer the human's newest: its remaining stages do nothing."""
+    event, stage = run.event, run.work.stage
     employee = event.person.employee_id
-    record = await _record(deps.state, employee)
+    log.info("hr.event_superseded", employee_id=employee, event_id=event.id, stage=stage.value)
+    if stage in (Stage.RECEIVED, Stage.DUE, Stage.FIND_USER):
+        await run.resume(completed=True)  # undecided until now: nothing is left to do for it
+    return Handled(Step.SUPERSEDED)
+
+
+async def _ordered(run: _Run) -> Handled:
+    work, event = run.work, run.event
+    employee = event.person.employee_id
+    run.held = await run.people.for_event(event.person)
+    record = run.held.record
     if work.stage is Stage.RECEIVED:
         verdict = order(record, event)
         # A duplicate whose first delivery failed before it was taken in (not `applied`) is taken in now.
@@ -242,17 +271,14 @@ async def handle_work(work: HrWork, message: Message, deps: OnboardingDeps) -> H
             current = record
         else:
             current = record_for(event, record, run.now)
-            await deps.state.upsert(PEOPLE_TABLE, employee, _RECORD_ROW, current.to_data())
+            run.held = await run.people.write(run.held, current)
         handled = await _take_in(run, current)
-        await deps.state.upsert(PEOPLE_TABLE, employee, _RECORD_ROW, current.applied_now().to_data())
+        # Finding the user may have moved the record under the object id (run.held follows it).
+        if run.held.record is not None and is_current(run.held.record, event):
+            run.held = await run.people.write(run.held, run.held.record.applied_now())
         return handled
-    if not is_current(record, event):
-        log.info("hr.event_superseded", employee_id=employee, event_id=event.id, stage=work.stage.value)
-        if work.stage in (Stage.DUE, Stage.FIND_USER):
-            await run.resume(completed=True)  # undecided until now: nothing is left to do for it
-        return Handled(Step.SUPERSEDED)
-    if record is None:  # unreachable: is_current is False without a record; here for the type checker
-        return Handled(Step.SUPERSEDED)
+    if record is None or not is_current(record, event):
+        raise _Superseded
     return await _act_logged(run, record)
 
 
@@ -302,7 +328,7 @@ async def _act(run: _Run, record: PersonRecord) -> Handled:
     if stage is Stage.REMOVE:
         return await _remove(run)
     if stage is Stage.VERIFY:
-        return await (_verify_move(run) if kind is HrEventType.MOVER else _verify_leave(run))
+        return await _verify(run)
     if kind is HrEventType.LEAVER:
         return await _leaver(run)
     entra = await run.find()
@@ -410,6 +436,14 @@ class _MoverSeats:
 
     async def waitlist(self, group_id: str | None = None) -> tuple[WaitlistEntry, ...]:
         return await self.inner.waitlist(group_id)
+
+    async def claim_waitlist(
+        self, user_id: str, group_id: str, *, claimant: str, until: datetime, now: datetime
+    ) -> bool:
+        return await self.inner.claim_waitlist(user_id, group_id, claimant=claimant, until=until, now=now)
+
+    async def unclaim_waitlist(self, user_id: str, group_id: str, *, claimant: str) -> None:
+        await self.inner.unclaim_waitlist(user_id, group_id, claimant=claimant)
 
     async def record_pending(
         self, user_id: str, group_id: str, reasons: tuple[Reason, ...], since: datetime, *, now: datetime
@@ -563,14 +597,23 @@ async def _remove(run: _Run) -> Handled:
     return Handled(Step.REMOVED)
 
 
+async def _verify(run: _Run) -> Handled:
+    """A mover's new license (or, no longer qualifying, the seat given back) or a leaver's seat."""
+    if run.event.type is HrEventType.MOVER:
+        return await _verify_move(run)
+    return await _verify_leave(run, await run.find())
+
+
 async def _verify_move(run: _Run) -> Handled:
     entra = await run.find()
     if entra is None:
         return Handled(Step.ACCOUNT_MISSING)
     person = person_from_hr(run.event.person, entra)
     choice = await target_with_rollouts(run.ld.policy, person, RolloutRecords(run.deps.state))
+    if choice.group_id is None:  # no longer qualifying: removed like a leaver, the seat goes to the next
+        return await _verify_leave(run, entra)
     current = _copilot_groups(person, run.ld)
-    if choice.group_id is not None and current.get(choice.group_id, False):
+    if current.get(choice.group_id, False):
         old = [g for g in current if g != choice.group_id]
         return (
             await _plan(run, person, old, why=f"HR mover ({choice.rule})") if old else Handled(Step.UNCHANGED)
@@ -589,8 +632,8 @@ async def _verify_move(run: _Run) -> Handled:
     return Handled(Step.MOVE_STUCK, group_id=choice.group_id)
 
 
-async def _verify_leave(run: _Run) -> Handled:
-    entra = await run.find()
+async def _verify_leave(run: _Run, entra: Person | None) -> Handled:
+    """The seat came back (no Copilot group left): the waitlist is served; else looked at again."""
     if entra is None or not _copilot_groups(entra, run.ld):
         await serve_waiting(run.ld, correlation_id=run.message.correlation_id, version=run.message.version)
         return Handled(Step.SEAT_RETURNED)

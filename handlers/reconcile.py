@@ -10,7 +10,7 @@ its heartbeat. With change notifications off, these sweeps alone bring every use
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -31,8 +31,10 @@ from seatkeeper.core.group_health import (
     HEALTH_SELECT,
     Finding,
     GroupState,
+    Member,
     Problem,
     check_group,
+    health_members,
     health_signal,
     healthy_signal,
     is_copilot_sku,
@@ -196,39 +198,65 @@ async def collect(graph: GraphPort, path: str, params: Mapping[str, str]) -> lis
     return items
 
 
+PageReader = Callable[[Sequence[Mapping[str, Any]]], None]
+"""Sees one page of a group's member items as it is read (the page is dropped afterwards)."""
+
+
 @dataclass(frozen=True)
 class GroupRead:
-    """A licensing group as read for its health: the parsed state and its raw member items."""
+    """A licensing group as read for its health: the parsed state (holding only the members that are not
+    users) and how many direct members it has."""
 
     state: GroupState
-    member_items: tuple[Mapping[str, Any], ...]
+    member_count: int
 
 
 async def read_group(
-    graph: GraphPort, store: StateStore, group_id: str, now: datetime, *, track: bool = True
+    graph: GraphPort,
+    store: StateStore,
+    group_id: str,
+    now: datetime,
+    *,
+    track: bool = True,
+    each_page: PageReader | None = None,
 ) -> GroupRead | None:
-    """Read a group with HEALTH_SELECT and its direct members (with the user fields the gate reads);
-    None when the group does not exist."""
+    """Read a group with HEALTH_SELECT and page through its direct members (with the user fields the gate
+    reads), handing each page to `each_page`; None when the group does not exist. No page is kept: memory
+    stays flat however large the group (issue 12 item 3)."""
     group_id = group_id.lower()
     try:
         body = await graph.get(f"/groups/{group_id}", params={"$select": ",".join(HEALTH_SELECT)})
     except NotFound:
         return None
-    items = await collect(
-        graph, f"/groups/{group_id}/members", {"$select": ",".join(MEMBER_SELECT), "$top": "999"}
-    )
+    kept: list[Member] = []
+    count = 0
+    params = {"$select": ",".join(MEMBER_SELECT), "$top": "999"}
+    async for page in graph.pages(f"/groups/{group_id}/members", params=params):
+        count += len(page.items)
+        kept.extend(health_members(members_from_graph(page.items)))
+        if each_page is not None:
+            each_page(page.items)
     raw_processing = body.get("licenseProcessingState")
     processing = raw_processing.get("state") if isinstance(raw_processing, Mapping) else None
     since = await tracked_processing_since(
         store, group_id, processing if isinstance(processing, str) else None, now, track=track
     )
-    return GroupRead(state_from_graph(body, members_from_graph(items), processing_since=since), tuple(items))
+    return GroupRead(state_from_graph(body, kept, processing_since=since), count)
 
 
 async def _sweep_group(sweep: _Sweep, licensing: LicensingGroup) -> None:
     deps = sweep.deps
     group_id = licensing.id.lower()
-    read = await read_group(deps.graph, deps.state, group_id, sweep.now)
+    # Findings per member are gathered page by page (only those to act on) and acted on after the group's
+    # own findings, so the order of messages is: group health, license errors, base licenses.
+    base_findings: list[_BaseFinding] = []
+    read = await read_group(
+        deps.graph,
+        deps.state,
+        group_id,
+        sweep.now,
+        each_page=lambda items: base_findings.extend(_without_base_license(sweep, licensing, items)),
+    )
     if read is None:
         finding = missing_group(licensing)
         sweep.report.findings.append(finding)
@@ -254,22 +282,28 @@ async def _sweep_group(sweep: _Sweep, licensing: LicensingGroup) -> None:
         if problem not in found and problem is not Problem.MISSING:
             sweep.gone_if_open(healthy_signal(group_id, label, problem, sweep.now))
     await _members_with_errors(sweep, group_id)
-    _without_base_license(sweep, licensing, read.member_items)
+    for finding_ in base_findings:
+        if finding_.qualifies:
+            sweep.gone_if_open(finding_.signal)
+        else:
+            sweep.report.without_base_license.append(finding_.user_id)
+            sweep.alert(finding_.signal)
 
 
 async def _members_with_errors(sweep: _Sweep, group_id: str) -> None:
     """Each member in license error from this group goes through verification (which classifies and
     alerts); the tick makes the check a new message every sweep."""
-    items = await collect(
-        sweep.deps.graph, f"/groups/{group_id}/membersWithLicenseErrors", {"$select": "id", "$top": "999"}
-    )
-    for item in items:
-        user_id = str(item.get("id") or "").lower()
-        if not user_id:
-            continue
-        check = LicenseCheck(user_id, group_id, Change.RECHECK, source="reconcile")
-        sweep.messages.append(check_message(check, version=sweep.tick, correlation_id=sweep.correlation_id))
-        sweep.report.license_checks.append(user_id)
+    path = f"/groups/{group_id}/membersWithLicenseErrors"
+    async for page in sweep.deps.graph.pages(path, params={"$select": "id", "$top": "999"}):
+        for item in page.items:
+            user_id = str(item.get("id") or "").lower()
+            if not user_id:
+                continue
+            check = LicenseCheck(user_id, group_id, Change.RECHECK, source="reconcile")
+            sweep.messages.append(
+                check_message(check, version=sweep.tick, correlation_id=sweep.correlation_id)
+            )
+            sweep.report.license_checks.append(user_id)
 
 
 def _holds_active_copilot(person: Person, group_id: str, sweep: _Sweep, licensing: LicensingGroup) -> bool:
@@ -281,11 +315,23 @@ def _holds_active_copilot(person: Person, group_id: str, sweep: _Sweep, licensin
     )
 
 
+@dataclass(frozen=True)
+class _BaseFinding:
+    """A member licensed for Copilot by the group: without a working base license (alert), or with one
+    while an incident about it is open (resolve it)."""
+
+    user_id: str
+    signal: AlertSignal
+    qualifies: bool
+
+
 def _without_base_license(
     sweep: _Sweep, licensing: LicensingGroup, items: Sequence[Mapping[str, Any]]
-) -> None:
-    """Members this group licensed for Copilot who hold no working qualifying base license."""
+) -> list[_BaseFinding]:
+    """Of one page of members, those this group licensed for Copilot who hold no working qualifying base
+    license, and those who now do while their incident is open: nothing is kept of the others."""
     group_id = licensing.id.lower()
+    found: list[_BaseFinding] = []
     for item in items:
         if str(item.get("@odata.type", "#microsoft.graph.user")).lower() != "#microsoft.graph.user":
             continue
@@ -306,13 +352,10 @@ def _without_base_license(
             group_id=group_id,
             evidence=base.evidence,
         )
-        if signal is None:
+        if signal is None or (base.qualifies and signal.key not in sweep.open_keys):
             continue
-        if base.qualifies:
-            sweep.gone_if_open(signal)
-            continue
-        sweep.report.without_base_license.append(person.id)
-        sweep.alert(signal)
+        found.append(_BaseFinding(person.id, signal, base.qualifies))
+    return found
 
 
 def _still_blocked(pending: PendingPerson, reasons: tuple[Reason, ...], outcome: Outcome) -> bool:

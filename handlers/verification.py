@@ -5,9 +5,11 @@ re-check later, reprocess, wait for a seat, alert — and serve the waitlist whe
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 import structlog
 
@@ -19,7 +21,7 @@ from seatkeeper.core.license_errors import LicenseError
 from seatkeeper.core.license_messages import AdmitRequest, Change, LicenseCheck, parse_check
 from seatkeeper.core.messages import Message
 from seatkeeper.core.reasons import Reason
-from seatkeeper.core.seats import ReleaseReason, WaitSource, serve_waitlist
+from seatkeeper.core.seats import ReleaseReason, WaitlistEntry, WaitSource, serve_waitlist
 from seatkeeper.core.skus import SkuCatalogue
 from seatkeeper.core.verification import Status, next_check_at, verify, verify_removal
 
@@ -28,6 +30,9 @@ log = structlog.get_logger("seatkeeper.license")
 WAITLIST_REASON = "a seat became free (waitlist)"
 SEAT_BACK = "The member left the group; its seat is free again."
 SEATKEEPER = "seatkeeper"
+# How long a server holds the waitlist places it serves (business time); a hold left by a server that died
+# runs out, and the person is served again.
+CLAIM_HOLD: Final = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -166,10 +171,54 @@ async def serve_waiting(
     if not serving.served:
         log.info("license.waitlist_waits", waiting=len(entries), free=sum(free.values()))
         return Served()
+    # Several triggers may serve at once (a burst of leavers): each place is claimed under its ETag first,
+    # and a place another server holds is left to it (its seat too: that server reserves it).
+    claimant, until = uuid.uuid4().hex, now + CLAIM_HOLD
+    mine = [
+        entry
+        for entry in serving.served
+        if await deps.seats.claim_waitlist(
+            entry.user_id, entry.group_id, claimant=claimant, until=until, now=now
+        )
+    ]
+    try:
+        served = await _serve(
+            deps,
+            mine,
+            catalogue=catalogue,
+            skus_by_group=skus_by_group,
+            now=now,
+            correlation_id=correlation_id,
+            version=version,
+        )
+    finally:
+        # Whoever was not admitted keeps the place, free for the next serving at once.
+        for entry in mine:
+            await deps.seats.unclaim_waitlist(entry.user_id, entry.group_id, claimant=claimant)
+    log.info(
+        "license.waitlist_served",
+        reprocessed=len(served.reprocessed),
+        admitted=len(served.admitted),
+        served_elsewhere=len(serving.served) - len(mine),
+    )
+    return served
+
+
+async def _serve(
+    deps: LicenseDeps,
+    entries: Sequence[WaitlistEntry],
+    *,
+    catalogue: SkuCatalogue,
+    skus_by_group: dict[str, tuple[str, ...]],
+    now: datetime,
+    correlation_id: str,
+    version: str,
+) -> Served:
+    """Reserve and reprocess the members in CountViolation, then admit the pending people (in order)."""
     unit = UnitOfWork(deps, correlation_id, version)
     reprocessed = [
         entry.user_id
-        for entry in serving.served
+        for entry in entries
         if entry.source is WaitSource.COUNT_VIOLATION
         and await _reserve_and_reprocess(
             unit,
@@ -183,11 +232,10 @@ async def serve_waiting(
     await unit.finish()
     requests = [
         AdmitRequest(entry.user_id, entry.group_id, WAITLIST_REASON, SEATKEEPER)
-        for entry in serving.served
+        for entry in entries
         if entry.source is WaitSource.PENDING
     ]
     admitted = await admit(requests, deps, correlation_id=correlation_id, version=version) if requests else ()
-    log.info("license.waitlist_served", reprocessed=len(reprocessed), admitted=len(admitted))
     return Served(tuple(reprocessed), admitted)
 
 

@@ -3,7 +3,8 @@
 Reservations live in one ledger row per Copilot SKU, changed only by read-modify-write under its ETag: of
 two workers racing for the last seat exactly one wins, the other re-reads, sees no seat and is refused
 (issue 7 item 2). A group with several Copilot SKUs takes them in a fixed order and gives back what it took
-when one is full. The rest are plain rows keyed (group, user).
+when one is full. The rest are plain rows keyed (group, user); a waitlist place being served carries a
+claim (who, until when) set under its ETag, so concurrent servers admit each waiting person once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ LEDGER_PARTITION: Final = "sku"
 WAITLIST_TABLE: Final = "seatwaitlist"
 PENDING_TABLE: Final = "seatpending"
 ADDITIONS_TABLE: Final = "seatadditions"
+# A waitlist place being served: by whom, until when (business time).
+CLAIMED_BY: Final = "claimed_by"
+CLAIMED_UNTIL: Final = "claimed_until"
 
 # The precision of Graph's `lastUpdatedDateTime` (whole seconds).
 ACTIVATION_PRECISION: Final = timedelta(seconds=1)
@@ -220,7 +224,7 @@ class StateSeatStore:
                 if existing is None:
                     await self._store.insert(WAITLIST_TABLE, group, user, data)
                 elif entry.since < _time_of(existing, "since"):
-                    await self._store.replace(existing, data)
+                    await self._store.replace(existing, {**existing.data, **data})  # a claim stays
             except ConcurrencyConflict:
                 continue
             return
@@ -229,6 +233,43 @@ class StateSeatStore:
     async def leave_waitlist(self, user_id: str, group_id: str) -> None:
         """Delete the person's place (nothing there is fine)."""
         await self._store.delete(WAITLIST_TABLE, _key(group_id), _key(user_id))
+
+    async def claim_waitlist(
+        self, user_id: str, group_id: str, *, claimant: str, until: datetime, now: datetime
+    ) -> bool:
+        """Mark the place held by `claimant` until `until`, under its ETag: of two servers claiming one
+        place exactly one succeeds. A hold that has run out (its server died) is taken over."""
+        group, user = _key(group_id), _key(user_id)
+        for _ in range(WRITE_ATTEMPTS):
+            existing = await self._store.get(WAITLIST_TABLE, group, user)
+            if existing is None:
+                return False
+            holder = existing.data.get(CLAIMED_BY)
+            held_until = _time(existing.data.get(CLAIMED_UNTIL))
+            if holder and holder != claimant and held_until is not None and now < held_until:
+                return False
+            data = {**existing.data, CLAIMED_BY: claimant, CLAIMED_UNTIL: until.isoformat()}
+            try:
+                await self._store.replace(existing, data)
+            except ConcurrencyConflict:
+                continue  # changed or gone: look again
+            return True
+        raise ConcurrencyConflict(f"waitlist place of {user} kept changing under us")
+
+    async def unclaim_waitlist(self, user_id: str, group_id: str, *, claimant: str) -> None:
+        """Drop the hold if it is still `claimant`'s; the place (and its `since`) stays."""
+        group, user = _key(group_id), _key(user_id)
+        for _ in range(WRITE_ATTEMPTS):
+            existing = await self._store.get(WAITLIST_TABLE, group, user)
+            if existing is None or existing.data.get(CLAIMED_BY) != claimant:
+                return
+            data = {k: v for k, v in existing.data.items() if k not in (CLAIMED_BY, CLAIMED_UNTIL)}
+            try:
+                await self._store.replace(existing, data)
+            except ConcurrencyConflict:
+                continue
+            return
+        raise ConcurrencyConflict(f"waitlist place of {user} kept changing under us")
 
     async def waitlist(self, group_id: str | None = None) -> tuple[WaitlistEntry, ...]:
         """Waiting people, first come first."""

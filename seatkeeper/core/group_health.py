@@ -10,7 +10,7 @@ failing product in a multi-product group blocks every product of that group for 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -44,6 +44,7 @@ USER_TYPE: Final = "#microsoft.graph.user"
 GROUP_TYPE: Final = "#microsoft.graph.group"
 DEVICE_TYPE: Final = "#microsoft.graph.device"
 _DEVICE_RULE: Final = re.compile(r"\bdevice\.", re.IGNORECASE)
+_USER_KINDS: Final = frozenset({"user", "unknown"})
 
 
 class Problem(StrEnum):
@@ -141,7 +142,8 @@ class GroupState:
     """What Graph says of a licensing group (read with HEALTH_SELECT) and of its direct members.
 
     `processing_since` is when Seatkeeper first saw the current unfinished `licenseProcessingState`
-    (Graph gives no time); None when processing is complete or the state is unknown.
+    (Graph gives no time); None when processing is complete or the state is unknown. `members` need hold
+    only the members that are not users (`health_members`): the health check reads nothing else.
     """
 
     group: GroupSnapshot
@@ -186,6 +188,15 @@ def members_from_graph(items: Sequence[Mapping[str, Any]]) -> tuple[Member, ...]
         label = item.get("userPrincipalName") or item.get("displayName") or ""
         found.append(Member(member_id.lower(), member_kind(item.get("@odata.type")), str(label)))
     return tuple(found)
+
+
+def health_members(members: Iterable[Member]) -> tuple[Member, ...]:
+    """The members `check_group` looks at: every one that is not a user (nested groups, devices, …).
+
+    Users (and members Graph gave no type, taken for users) are not kept: a sweep pages through a group of
+    100,000 without holding it (issue 12 item 3); each user is checked as its page is read.
+    """
+    return tuple(m for m in members if m.kind not in _USER_KINDS)
 
 
 def state_from_graph(

@@ -79,8 +79,17 @@ def order(record: PersonRecord | None, event: HrEvent) -> Order:
     if (record.source, record.event_id) == event.dedupe_key:
         return Order.DUPLICATE
     mine = (event.recorded_at, event.source, event.id)
-    theirs = (record.recorded_at, record.source, record.event_id)
-    return Order.APPLY if mine > theirs else Order.STALE
+    return Order.APPLY if mine > _rank(record) else Order.STALE
+
+
+def _rank(record: PersonRecord) -> tuple[datetime, str, str]:
+    return (record.recorded_at, record.source, record.event_id)
+
+
+def newest(*records: PersonRecord | None) -> PersonRecord | None:
+    """The record of the most recently recorded event among several keys of one human (None: none)."""
+    known = [r for r in records if r is not None]
+    return max(known, key=_rank) if known else None
 
 
 def record_for(event: HrEvent, previous: PersonRecord | None, now: datetime) -> PersonRecord:

@@ -98,23 +98,40 @@ def _for_group(items: Iterable[Mapping[str, Any]], group_id: str) -> Iterable[Ma
     return (i for i in items if isinstance(i.get("id"), str) and i["id"].lower() == wanted)
 
 
+class DeltaFolder:
+    """Folds a round page by page, so no page need be kept: a full read of a group of 100,000 holds its
+    member ids, not 100,000 `members@delta` entries (issue 12 item 3). Later entries override earlier ones."""
+
+    def __init__(self, group_id: str) -> None:
+        self._group_id = group_id
+        self._state: dict[str, bool] = {}
+        self._group_removed = False
+
+    def add(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """Fold the next items of the round (those of other groups are ignored)."""
+        for item in _for_group(items, self._group_id):
+            if "@removed" in item:
+                self._group_removed = True
+                self._state.clear()
+                continue
+            self._group_removed = False
+            for member, removed in _member_entries(item):
+                self._state[member] = not removed
+
+    def fold(self) -> DeltaFold:
+        """The round so far: members present, members gone, whether the group went."""
+        return DeltaFold(
+            present=frozenset(m for m, here in self._state.items() if here),
+            gone=frozenset(m for m, here in self._state.items() if not here),
+            group_removed=self._group_removed,
+        )
+
+
 def fold_delta(items: Iterable[Mapping[str, Any]], group_id: str) -> DeltaFold:
     """Fold an incremental round's items for `group_id`; later entries override earlier ones."""
-    state: dict[str, bool] = {}
-    group_removed = False
-    for item in _for_group(items, group_id):
-        if "@removed" in item:
-            group_removed = True
-            state.clear()
-            continue
-        group_removed = False
-        for member, removed in _member_entries(item):
-            state[member] = not removed
-    return DeltaFold(
-        present=frozenset(m for m, here in state.items() if here),
-        gone=frozenset(m for m, here in state.items() if not here),
-        group_removed=group_removed,
-    )
+    folder = DeltaFolder(group_id)
+    folder.add(items)
+    return folder.fold()
 
 
 def full_members(items: Iterable[Mapping[str, Any]], group_id: str) -> frozenset[str]:

@@ -74,6 +74,17 @@ class SeatStore(Protocol):
         """The waiting people (of one group, or all), first come first."""
         ...
 
+    async def claim_waitlist(
+        self, user_id: str, group_id: str, *, claimant: str, until: datetime, now: datetime
+    ) -> bool:
+        """Hold the person's place for one serving until `until`; False when the place is gone or another
+        claimant's hold has not run out (so servers racing for one freed seat admit each person once)."""
+        ...
+
+    async def unclaim_waitlist(self, user_id: str, group_id: str, *, claimant: str) -> None:
+        """Give back this claimant's hold: a person still waiting keeps the place (nothing there is fine)."""
+        ...
+
     async def record_pending(
         self, user_id: str, group_id: str, reasons: tuple[Reason, ...], since: datetime, *, now: datetime
     ) -> None:

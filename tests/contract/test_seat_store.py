@@ -130,6 +130,34 @@ async def test_the_waitlist_keeps_the_first_place(seats: StateSeatStore) -> None
     assert [e.user_id for e in await seats.waitlist(group)] == [second]
 
 
+async def test_a_waitlist_place_is_claimed_by_one_server_at_a_time(seats: StateSeatStore) -> None:
+    """Of servers racing for one place exactly one holds it; the hold runs out, is given back by its holder
+    only, and never moves the person's place."""
+    group, user = new_id(), new_id()
+    until = NOW + timedelta(minutes=5)
+    assert not await seats.claim_waitlist(user, group, claimant="a", until=until, now=NOW)  # nobody waits
+    await seats.join_waitlist(WaitlistEntry(user, group, NOW, WaitSource.PENDING))
+    claims = await asyncio.gather(
+        *(seats.claim_waitlist(user, group, claimant=c, until=until, now=NOW) for c in "abcdefgh")
+    )
+    assert claims.count(True) == 1
+    holder = "abcdefgh"[claims.index(True)]
+    other = "b" if holder == "a" else "a"
+    assert await seats.claim_waitlist(user, group, claimant=holder, until=until, now=NOW)  # a retry
+    await seats.unclaim_waitlist(user, group, claimant=other)  # not its hold: nothing changes
+    assert not await seats.claim_waitlist(user, group, claimant=other, until=until, now=NOW)
+    later = until + timedelta(minutes=5)
+    assert await seats.claim_waitlist(user, group, claimant=other, until=later, now=until)  # ran out
+
+    await seats.join_waitlist(WaitlistEntry(user, group, NOW - timedelta(hours=1), WaitSource.PENDING))
+    assert not await seats.claim_waitlist(user, group, claimant=holder, until=until, now=until)
+    await seats.unclaim_waitlist(user, group, claimant=other)
+    assert await seats.claim_waitlist(user, group, claimant=holder, until=until, now=until)
+    assert [(e.user_id, e.since) for e in await seats.waitlist(group)] == [(user, NOW - timedelta(hours=1))]
+    await seats.leave_waitlist(user, group)
+    assert not await seats.claim_waitlist(user, group, claimant=holder, until=until, now=until)
+
+
 async def test_pending_keeps_the_earliest_since_and_the_latest_reasons(seats: StateSeatStore) -> None:
     """A pending person recorded twice keeps its first time and shows the current blockers."""
     group, user = new_id(), new_id()

@@ -285,3 +285,40 @@ def test_joiners_replays_leavers_a_mover_and_a_mass_leaver(scene: Scene) -> None
     assert set(remaining) <= set(scene.members(*groups))
     posts = scene.control.get("teams").json()["value"][teams_before:]
     assert sum("removals held" in json.dumps(p) for p in posts) == 1
+
+
+def test_reordered_duplicated_and_stale_events_over_http(scene: Scene) -> None:
+    """Per person, HR's recorded order wins over arrival: a joiner arriving after the newer leaver adds
+    nobody; a leaver recorded after a future hire rescinds it; a stale leaver and replays change nothing,
+    and the same id with another body is a conflict. One person is admitted, so the path demonstrably ran."""
+    doc = scene.control.get("tenant").json()
+    groups = regions(doc)
+    before = scene.members(*groups)
+    late, rescinded, kept = [
+        u for u in doc["users"] if u["id"] not in before and selected_group(u, groups) is not None
+    ][:3]
+    consumed, _ = scene.consumed()
+    scene.control.post(f"skus/{COPILOT}/seats", json={"enabled": consumed + 5}).raise_for_status()
+    now = scene.now()
+    hour, minute = timedelta(hours=1), timedelta(minutes=1)
+
+    # The leaver (recorded now) arrives first; the joiner recorded an hour earlier arrives after it.
+    assert scene.post([hr_event("leaver", late, recorded=now, when=now - minute)])[0] == 202
+    scene.idle()
+    assert scene.post([hr_event("joiner", late, recorded=now - hour, when=now - minute)])[0] == 202
+    # A hire 30 minutes ahead, then a leaver recorded after it: the hire never happens.
+    hire = hr_event("joiner", rescinded, recorded=now - hour, when=now + timedelta(minutes=30))
+    assert scene.post([hire, hr_event("leaver", rescinded, recorded=now, when=now - minute)])[0] == 202
+    # A joiner today, then a leaver recorded before it (stale), a replay and a changed body under its id.
+    joined = hr_event("joiner", kept, recorded=now - hour, when=now - minute)
+    assert scene.post([joined])[0] == 202
+    scene.idle()
+    stale = hr_event("leaver", kept, recorded=now - 2 * hour, when=now - minute)
+    assert scene.post([stale])[0] == 202
+    status, body = scene.post([joined, {**joined, "data": {**joined["data"], "department": "Legal"}}])
+    assert (status, [r["outcome"] for r in body["results"]]) == (409, ["duplicate", "conflict"])
+    scene.advance(45 * 60, step=900)  # past the hire date, the settle time and a removal's recheck
+
+    members = scene.members(*groups)
+    assert (late["id"] in members, rescinded["id"] in members) == (False, False)
+    assert members.get(kept["id"]) == selected_group(kept, groups)

@@ -159,6 +159,14 @@ def send(scene: Scene, *messages: Any) -> None:
         queue.close()
 
 
+def advance_and_settle(scene: Scene, seconds: int) -> None:
+    """Move business time, then let the host see it: its clock re-reads the sandbox's offset at most once a
+    second (adapters/clocks.py), so a re-check due in the step is delivered only after that."""
+    scene.advance(seconds)
+    time.sleep(1.5)
+    scene.idle()
+
+
 def test_admission_race_verification_and_waitlist(scene: Scene) -> None:
     """CLI and message admissions, twenty racing for five seats, verification, and a freed seat served."""
     eligible, without_base = candidates(scene.control.get("tenant").json())
@@ -170,14 +178,19 @@ def test_admission_race_verification_and_waitlist(scene: Scene) -> None:
     assert json.loads(done.stdout.splitlines()[-1])["result"] == "added"
     assert first["id"] in scene.members(AMERICAS)
     # Five seats left; verification (due two minutes after the add) confirms the first seat is counted.
+    # The host's business clock follows the advance up to a second late: racing before it has would run
+    # part of the race on a SKU snapshot read before the seats changed (still "fresh" on the old clock)
+    # and the rest on one re-read mid-race, which counts the early winners twice (consumed and reserved).
     consumed, _ = scene.consumed()
     scene.control.post(f"skus/{COPILOT}/seats", json={"enabled": consumed + 5}).raise_for_status()
-    scene.advance(180)
+    advance_and_settle(scene, 180)
 
-    # The `admit` message: a person without a base license is left pending, never added.
+    # The `admit` message: a person without a base license is left pending, never added. Its gate reads
+    # the SKU snapshot the racers then share (it stays fresh for a minute of business time).
     blocked = without_base[0]
     request = AdmitRequest(blocked["id"], AMERICAS, "joiner", "hr")
     send(scene, admit_message(request, request_id="hr-1", correlation_id="e2e"))
+    scene.idle()
     # Twenty people race for the last five seats.
     send(
         scene,
@@ -208,7 +221,8 @@ def test_admission_race_verification_and_waitlist(scene: Scene) -> None:
     )
 
     # Verification after the add: the re-checks fall due two minutes later; every license is active.
-    scene.advance(180)
+    # Settled, so the leaver's fresh snapshot below is stamped after the winners' activations.
+    advance_and_settle(scene, 180)
     reservations = asyncio.run(seats.reservations())
     assert {r.user_id for r in reservations if r.active_since is not None} >= set(winners)
 
@@ -302,14 +316,6 @@ def test_count_violation_waits_and_is_served_when_a_seat_is_bought(scene: Scene)
     copilot = [s for s in states["licenseAssignmentStates"] if s["skuId"] == COPILOT]
     assert [s["state"] for s in copilot] == ["Active"]
     assert asyncio.run(scene.seats().waitlist(AMERICAS)) == ()
-
-
-def advance_and_settle(scene: Scene, seconds: int) -> None:
-    """Move business time, then let the host see it: its clock re-reads the sandbox's offset at most once a
-    second (adapters/clocks.py), so a re-check due in the step is delivered only after that."""
-    scene.advance(seconds)
-    time.sleep(1.5)
-    scene.idle()
 
 
 ADDON_SKU = "5a1c0d2e-7b1f-4c3a-9e1d-0c0b1a2b3c4d"  # illustrative add-on (sandbox data, not a real SKU)

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(600)
 def test_soak_keeps_subscriptions_live_and_processes_every_change(
     tenant: SandboxInfo, tmp_path: Path
 ) -> None:
-    """Lapsed subscriptions, lost events, wrong final states and incidents left open: 0.
+    """Lapsed subscriptions, changes unprocessed (lost events, undelivered notifications, silent dead
+    letters), wrong final states and incidents left open: 0.
 
     The seed is printed; `SEATKEEPER_SOAK_SEED=N` replays a run."""
     seed = int(os.environ.get("SEATKEEPER_SOAK_SEED", str(random.SystemRandom().randrange(1, 2**31))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,13 +14,14 @@ import pytest
 
 from handlers.hr_intake import IntakeDeps, IntakeRequest
 from handlers.lifecycle_workflows import WorkflowDeps, receive_workflow
+from handlers.onboarding import Step
 from seatkeeper.core.hr_events import HrEventType, parse_work
 from seatkeeper.core.hr_rules import HrSettings
 from seatkeeper.core.messages import HR_EVENTS, Message
 from seatkeeper.core.sensitive import Secret
 from tests.unit.license_world import user_id
 from tests.unit.test_gate_builders import GROUP, NOW
-from tests.unit.test_onboarding import Hr, build_hr
+from tests.unit.test_onboarding import Hr, build_hr, joiner, leaver
 
 pytestmark = pytest.mark.anyio
 
@@ -125,3 +126,67 @@ async def test_a_joiner_with_no_account_is_resumed_failed_at_the_deadline(hr: Hr
     await post(hr, payload())
     await hr.pump(NOW + timedelta(days=4))
     assert [status for _, status in hr.tenant.resumed] == ["Failed"]
+
+
+# -- one record per human: the HR feed (employeeId) and Lifecycle Workflows (object id) ------------------
+
+
+def at(body: dict[str, Any], recorded: datetime) -> dict[str, Any]:
+    """The payload with the task result created at `recorded` (what orders it)."""
+    body["data"]["taskProcessingResult"]["createdDateTime"] = recorded.isoformat()
+    return body
+
+
+async def test_an_older_hr_leaver_after_a_workflow_joiner_is_stale(hr: Hr) -> None:
+    """The workflow's joiner (object id) is newer than the HR feed's leaver (employeeId) arriving after it:
+    one human, one record, so the leaver changes nothing."""
+    user = hr.user(1, "E1")
+    await post(hr, payload())
+    await hr.pump(NOW)
+    assert await hr.post(leaver(at=NOW, recorded=NOW - timedelta(hours=1))) is Step.STALE
+    await hr.pump(NOW + timedelta(hours=1))
+    assert hr.tenant.member_of(user) == [GROUP]
+
+
+async def test_a_workflow_joiner_older_than_an_applied_hr_leaver_is_stale(hr: Hr) -> None:
+    """The HR leaver came first and found the user; the workflow's older joiner arriving late adds nobody
+    and its task is still resumed (Completed: nothing is left to do)."""
+    user = hr.user(1, "E1")
+    await hr.post(leaver(at=NOW, recorded=NOW))
+    await post(hr, at(payload(), NOW - timedelta(hours=1)))
+    await hr.pump(NOW + timedelta(hours=1))
+    assert hr.tenant.member_of(user) == []
+    assert [status for _, status in hr.tenant.resumed] == ["Completed"]
+
+
+async def test_a_newer_workflow_leaver_rescinds_an_hr_hire_not_yet_started(hr: Hr) -> None:
+    """HR's future hire is keyed by employeeId until someone finds the user; the workflow's leaver finds
+    them, the keys are linked, and on the hire date the hire is superseded."""
+    user = hr.user(1, "E1")
+    hire = NOW + timedelta(days=10)
+    assert await hr.post(joiner(hire=hire)) is Step.SCHEDULED
+    await post(hr, payload(LEAVERS, result="7e1ec336-8d06-4386-a377-79dbab1a2eb6"))
+    await hr.pump(hire + timedelta(days=1))
+    assert hr.tenant.member_of(user) == []
+    assert hr.steps[-1] is Step.SUPERSEDED
+
+
+async def test_an_hr_event_naming_the_object_id_is_ordered_on_receipt(hr: Hr) -> None:
+    """Entra has no employeeId, so only the HR event's objectId ties it to the workflow's person: an older
+    future-dated leaver naming it is stale on receipt (nothing scheduled, no Graph read needed)."""
+    user = hr.user(1, "E1", employeeId=None)
+    await post(hr, payload())
+    await hr.pump(NOW)
+    leave = NOW + timedelta(days=10)
+    assert await hr.post(leaver(at=leave, recorded=NOW - timedelta(hours=1), objectId=user)) is Step.STALE
+    await hr.pump(leave + timedelta(hours=1))
+    assert hr.tenant.member_of(user) == [GROUP]
+
+
+async def test_an_entra_employee_id_unfit_for_a_key_is_not_linked(hr: Hr) -> None:
+    """Entra's employeeId is free text ("E/1" cannot key a table row): the workflow joiner is admitted."""
+    user = hr.user(1, "E/1")
+    await post(hr, payload())
+    await hr.pump(NOW)
+    assert hr.tenant.member_of(user) == [GROUP]
+    assert hr.tenant.resumed == [(payload()["data"]["callbackUriPath"], "Completed")]

@@ -420,6 +420,22 @@ async def test_a_mover_who_no_longer_qualifies_is_removed(hr: Hr) -> None:
     assert hr.tenant.member_of(user) == []
 
 
+async def test_a_mover_who_no_longer_qualifies_gives_the_seat_to_the_next_without_an_alert(hr: Hr) -> None:
+    """Moved to Finance with E2 waiting for a seat: E1 is removed, E2 gets the seat, and no `hr.move_stuck`
+    incident follows hours later (there was no new license to wait for)."""
+    first = hr.user(1, "E1")
+    await hr.post(joiner())
+    copilot = hr.tenant._copilot()
+    copilot["prepaidUnits"]["enabled"] = copilot["consumedUnits"]
+    hr.clock.advance(timedelta(minutes=2))  # past the SKU cache
+    second = hr.user(2, "E2")
+    await hr.post(joiner("E2"))
+    await hr.post(mover("E1", "Finance", recorded=hr.clock.now()))
+    await hr.pump(hr.clock.now() + timedelta(hours=8))
+    assert (hr.tenant.member_of(first), hr.tenant.member_of(second)) == ([], [GROUP])
+    assert [a for a in hr.alerts() if a[0].startswith("hr.")] == []
+
+
 async def test_a_pending_mover_waits_only_for_the_new_group(hr: Hr) -> None:
     """Pending for Sales, moved to Legal: the seat freed later goes to Legal, never to Sales as well."""
     first = hr.user(1, "E1")

@@ -3,6 +3,7 @@ seats reach waiting people in order."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from handlers.admission import Result, admit
-from handlers.verification import verify_members
+from handlers.verification import serve_waiting, verify_members
+from seatkeeper.adapters.seat_store import StateSeatStore
 from seatkeeper.core.license_messages import AdmitRequest, Change, LicenseCheck
 from seatkeeper.core.policy import UsageLocationFix, UsageLocationSource
-from seatkeeper.core.seats import WaitSource
+from seatkeeper.core.seats import WaitlistEntry, WaitSource, reservation_timeout
 from tests.unit.license_world import World, build_world, licensing_policy, sku_json, user_json
 from tests.unit.test_gate_builders import COPILOT, GROUP, NOW
 
@@ -192,3 +194,44 @@ async def test_a_member_in_count_violation_is_reprocessed_when_a_seat_is_bought(
     assert served.reprocessed == (user,)
     assert world.tenant.license(user) == ("Active", "None")
     assert await world.seats.waitlist() == ()
+
+
+class SameMoment(StateSeatStore):
+    """The real seat store, except that the waitlist is handed out only once `readers` servers have read
+    it: a burst of freed seats, every trigger seeing the same people first in line."""
+
+    def __init__(self, world: World, readers: int) -> None:
+        super().__init__(world.state, timeout=reservation_timeout(world.deps.policy.verification_deadline))
+        self.readers = readers
+        self.everyone_read = asyncio.Event()
+
+    async def waitlist(self, group_id: str | None = None) -> tuple[WaitlistEntry, ...]:
+        found = await super().waitlist(group_id)
+        self.readers -= 1
+        if self.readers <= 0:
+            self.everyone_read.set()
+        await self.everyone_read.wait()
+        return found
+
+
+async def test_servers_racing_for_freed_seats_admit_each_waiting_person_once(world: World) -> None:
+    """Two seats appear and three triggers serve the waitlist at the same moment: the first two waiting
+    are admitted once each (one add, one result), the third keeps its place."""
+    world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=10, consumed=10)
+    waiting = [world.tenant.add_user(user_json(n)) for n in (21, 22, 23)]
+    for user in waiting:
+        world.clock.advance(timedelta(minutes=1))
+        [admission] = await admit(
+            [AdmitRequest(user, GROUP, "test", "tester")], world.deps, correlation_id="c", version="v"
+        )
+        assert admission.result is Result.PENDING
+    world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=12, consumed=10)
+    world.deps.seats = SameMoment(world, readers=3)
+
+    served = await asyncio.gather(
+        *(serve_waiting(world.deps, correlation_id="c", version=f"freed-{n}") for n in range(3))
+    )
+    admissions = sorted((a.user_id, a.result) for s in served for a in s.admitted)
+    assert admissions == sorted([(waiting[0], Result.ADDED), (waiting[1], Result.ADDED)])
+    assert sorted(world.tenant.members[GROUP]) == sorted(waiting[:2])
+    assert [e.user_id for e in await world.seats.waitlist()] == [waiting[2]]
