@@ -232,7 +232,8 @@ def test_joiners_replays_leavers_a_mover_and_a_mass_leaver(scene: Scene) -> None
     assert len(added) == FREE_SEATS  # every free seat used, none more
     consumed_now, enabled = scene.consumed()
     assert consumed_now <= enabled
-    assert all(scene.copilot_states(u) == [(g, "Active")] for u, g in list(added.items())[:10])
+    # Every one of them holds an `Active` Copilot license from the chosen group (none in CountViolation).
+    assert {u: scene.copilot_states(u) for u in added} == {u: [(g, "Active")] for u, g in added.items()}
     seats = scene.seats()
     pending = {p.user_id: p.reasons for p in asyncio.run(seats.pending())}
     assert {u: pending.get(u) for u in set(chosen) - set(added)} == dict.fromkeys(
@@ -257,6 +258,8 @@ def test_joiners_replays_leavers_a_mover_and_a_mass_leaver(scene: Scene) -> None
     after_leave = scene.members(*groups)
     assert not set(leavers) & set(after_leave)
     assert [u for u in waiting if u in after_leave] == waiting[:LEAVERS]
+    served = waiting[:LEAVERS]
+    assert {u: scene.copilot_states(u) for u in served} == {u: [(after_leave[u], "Active")] for u in served}
     consumed_now, enabled = scene.consumed()
     assert consumed_now <= enabled
 
