@@ -316,7 +316,10 @@ async def rollout_file(
         header = None if args.dry_run else await records.header(name)
         if header is not None and header.group_id != gating.group_id:
             raise PolicyConflict(f"rollout {name!r} targets group {header.group_id}")
-        known = await records.plans(name) if header is not None else {}
+        recorded = await records.plans(name) if header is not None else {}
+        # People a blocker kept out (no base license, no usage location, ...) are gated again on a rerun:
+        # the admin may have fixed it since. Everyone else recorded is done, or resumes where it stopped.
+        known = {key: plan for key, plan in recorded.items() if plan.state is not Planned.BLOCKED}
         fresh = [p for p in listing.people if _key(p) not in known]
         planned, free = await plan_people(fresh, deps, gating, progress=_progress_bar(err, "gating   "))
         plans = sorted([*known.values(), *planned], key=lambda p: p.listed.line)

@@ -243,6 +243,30 @@ async def test_an_interrupted_rollout_resumes_without_double_work(rig: Rig) -> N
     assert (third, rig.member_writes()) == (EXIT_DONE, 0)
 
 
+async def test_a_rerun_gates_blocked_people_again_once_the_admin_fixed_the_blocker(rig: Rig) -> None:
+    """Blocked for want of a base license, then given one (and a usage location) by an admin: the same
+    command again admits the person; the one already added is not written again."""
+    eligible, unlicensed, _ = await candidates(rig.deps.graph)
+    path = rig.tmp / "wave2.csv"
+    path.write_text("upn\n" + "\n".join([eligible[0], unlicensed[0]]) + "\n")
+    out = io.StringIO()
+    assert await rollout_file(args(path, csv=True), rig.deps, rig.records, out, io.StringIO()) == EXIT_DONE
+    assert [line.split(",")[3] for line in out.getvalue().splitlines()[1:]] == ["added", "blocked"]
+    user = await rig.deps.graph.get(f"/users/{unlicensed[0]}", params={"$select": "id"})
+    await rig.deps.graph.send("PATCH", f"/users/{user['id']}", {"usageLocation": "US"})
+    await rig.deps.graph.send(
+        "POST",
+        f"/users/{user['id']}/assignLicense",
+        {"addLicenses": [{"skuId": E3, "disabledPlans": []}], "removeLicenses": []},
+    )
+    control(rig.info, "POST", "/counters/reset")
+    out = io.StringIO()
+    assert await rollout_file(args(path, csv=True), rig.deps, rig.records, out, io.StringIO()) == EXIT_DONE
+    assert [line.split(",")[3] for line in out.getvalue().splitlines()[1:]] == ["added", "added"]
+    assert rig.member_writes() == 1
+    assert str(user["id"]).lower() in rig.members(AMERICAS)
+
+
 async def test_people_blocked_by_seats_alone_wait_their_turn(rig: Rig) -> None:
     """Two free seats, five eligible people: the first two are added; the other three go through admission
     onto the waitlist in file order, the report gives each one's place, and when seats free up, serving the
