@@ -420,9 +420,8 @@ async def test_a_mover_who_no_longer_qualifies_is_removed(hr: Hr) -> None:
     assert hr.tenant.member_of(user) == []
 
 
-async def test_a_mover_who_no_longer_qualifies_gives_the_seat_to_the_next_without_an_alert(hr: Hr) -> None:
-    """Moved to Finance with E2 waiting for a seat: E1 is removed, E2 gets the seat, and no `hr.move_stuck`
-    incident follows hours later (there was no new license to wait for)."""
+async def _seats_full_with_e2_waiting(hr: Hr) -> tuple[str, str]:
+    """E1 joins and holds the last seat; E2 joins and waits for one. Their user ids."""
     first = hr.user(1, "E1")
     await hr.post(joiner())
     copilot = hr.tenant._copilot()
@@ -430,6 +429,13 @@ async def test_a_mover_who_no_longer_qualifies_gives_the_seat_to_the_next_withou
     hr.clock.advance(timedelta(minutes=2))  # past the SKU cache
     second = hr.user(2, "E2")
     await hr.post(joiner("E2"))
+    return first, second
+
+
+async def test_a_mover_who_no_longer_qualifies_gives_the_seat_to_the_next_without_an_alert(hr: Hr) -> None:
+    """Moved to Finance with E2 waiting for a seat: E1 is removed, E2 gets the seat, and no `hr.move_stuck`
+    incident follows hours later (there was no new license to wait for)."""
+    first, second = await _seats_full_with_e2_waiting(hr)
     await hr.post(mover("E1", "Finance", recorded=hr.clock.now()))
     await hr.pump(hr.clock.now() + timedelta(hours=8))
     assert (hr.tenant.member_of(first), hr.tenant.member_of(second)) == ([], [GROUP])
@@ -438,13 +444,7 @@ async def test_a_mover_who_no_longer_qualifies_gives_the_seat_to_the_next_withou
 
 async def test_a_pending_mover_waits_only_for_the_new_group(hr: Hr) -> None:
     """Pending for Sales, moved to Legal: the seat freed later goes to Legal, never to Sales as well."""
-    first = hr.user(1, "E1")
-    await hr.post(joiner())
-    copilot = hr.tenant._copilot()
-    copilot["prepaidUnits"]["enabled"] = copilot["consumedUnits"]
-    hr.clock.advance(timedelta(minutes=2))  # past the SKU cache
-    second = hr.user(2, "E2")
-    await hr.post(joiner("E2"))
+    first, second = await _seats_full_with_e2_waiting(hr)
     await hr.post(mover("E2", "Legal", recorded=hr.clock.now()))
     await hr.post(leaver(at=hr.clock.now(), recorded=hr.clock.now()))
     await hr.pump(hr.clock.now() + timedelta(hours=1))
@@ -457,13 +457,7 @@ async def test_a_pending_mover_waits_only_for_the_new_group(hr: Hr) -> None:
 
 async def test_a_leaver_frees_the_seat_for_the_first_pending_person(hr: Hr) -> None:
     """No seat left: E2 waits pending; E1 leaves; E2 gets E1's seat."""
-    first = hr.user(1, "E1")
-    await hr.post(joiner())
-    copilot = hr.tenant._copilot()
-    copilot["prepaidUnits"]["enabled"] = copilot["consumedUnits"]
-    hr.clock.advance(timedelta(minutes=2))  # past the SKU cache
-    second = hr.user(2, "E2")
-    await hr.post(joiner("E2"))
+    first, second = await _seats_full_with_e2_waiting(hr)
     assert hr.tenant.member_of(second) == []
     await hr.post(leaver(at=NOW + timedelta(minutes=5), recorded=NOW))
     await hr.pump(NOW + timedelta(hours=1))
