@@ -1,22 +1,35 @@
 """Seat reservations, the waitlist, pending people and Seatkeeper's additions on the StateStore port.
 
-Reservations live in one ledger row per Copilot SKU, changed only by read-modify-write under its ETag: of
-two workers racing for the last seat exactly one wins, the other re-reads, sees no seat and is refused
-(issue 7 item 2). A group with several Copilot SKUs takes them in a fixed order and gives back what it took
-when one is full. The rest are plain rows keyed (group, user); a waitlist place being served carries a
-claim (who, until when) set under its ETag, so concurrent servers admit each waiting person once.
+The ledger of a Copilot SKU is one partition of LEDGER_TABLE (partition = the SKU id): a small head row
+(HEAD_ROW: a version, and per shard how many reserves were committed to it) and up to SHARDS shard rows
+(`shard-00` ...); a reservation lives in the shard a stable hash of (user, group) picks. A reserve reads
+the partition, computes the headroom over every shard, then commits its shard row and the head row
+(version + 1) in one atomic commit under both ETags: every reserve changes the head, so of two workers
+racing for the last seat exactly one wins and the other re-reads and is refused (issue 7 item 2). A read
+in which a shard lags the head's count for it is read again, so a headroom never misses a committed
+reservation whatever order the store reads rows in. Marking a reservation active or releasing it rewrites
+only its shard (a reserver that misses a release only sees fewer free seats). A shard row holds ~3,400
+reservations (~4,250 open ones) within Table Storage's entity limit, so a SKU holds ~SHARDS times that.
+The earlier one-row-per-SKU layout (partition "sku", row = SKU id) is never read: its row is not named
+like a shard (nothing was deployed with it, so there is no migration). A group with several Copilot SKUs
+takes them in a fixed order and gives back what it took when one is full. The rest are plain rows keyed
+(group, user); a waitlist place being served carries a claim (who, until when) set under its ETag, so
+concurrent servers admit each waiting person once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from seatkeeper.core.errors import ConcurrencyConflict
-from seatkeeper.core.ports import Entity, StateStore
+from seatkeeper.core.ports import Entity, RowWrite, StateStore
 from seatkeeper.core.reasons import Reason
 from seatkeeper.core.seat_ports import Addition, PendingPerson
 from seatkeeper.core.seats import (
@@ -32,7 +45,10 @@ from seatkeeper.core.seats import (
 from seatkeeper.core.skus import SkuCatalogue
 
 LEDGER_TABLE: Final = "seatledger"
-LEDGER_PARTITION: Final = "sku"
+# In a SKU's partition: the head row, and the shard rows `shard-00` ... `shard-{SHARDS-1}`.
+HEAD_ROW: Final = "head"
+SHARD_PREFIX: Final = "shard-"
+SHARDS: Final = 64
 WAITLIST_TABLE: Final = "seatwaitlist"
 PENDING_TABLE: Final = "seatpending"
 ADDITIONS_TABLE: Final = "seatadditions"
@@ -47,6 +63,14 @@ WRITE_ATTEMPTS: Final = 200
 # A consumed reservation is kept this long after activation, so a worker still counting with an older
 # (cached) SKU snapshot keeps seeing it; it stops counting for newer snapshots at once.
 KEEP_CONSUMED: Final = timedelta(hours=1)
+
+_SHARD_ROW: Final = re.compile(rf"{SHARD_PREFIX}\d\d")
+
+
+def shard_of(user_id: str, group_id: str) -> str:
+    """The shard row holding this (user, group)'s reservation: a hash stable across processes and runs."""
+    digest = hashlib.sha256(f"{_key(user_id)}\n{_key(group_id)}".encode()).digest()
+    return f"{SHARD_PREFIX}{int.from_bytes(digest[:8], 'big') % SHARDS:02d}"
 
 
 def _key(value: str) -> str:
@@ -72,6 +96,27 @@ def _decode(sku_id: str, raw: list[Any]) -> Reservation:
     return Reservation(str(raw[0]), str(raw[1]), (sku_id,), opened, _time(raw[3]))
 
 
+def _commits(entity: Entity | None) -> int:
+    """How many reserves a shard row has taken (0 for a shard never written)."""
+    return int(entity.data.get("n", 0)) if entity is not None else 0
+
+
+@dataclass(frozen=True)
+class _Ledger:
+    """One read of a SKU's partition: the head row and each shard row written so far, decoded."""
+
+    head: Entity | None
+    shards: Mapping[str, tuple[Entity, tuple[Reservation, ...]]]
+
+    def reservations(self) -> list[Reservation]:
+        return [r for _, held in self.shards.values() for r in held]
+
+    def consistent(self) -> bool:
+        """Every reserve the head counts is in the shards read (whatever order the rows were read in)."""
+        counted: Mapping[str, int] = self.head.data.get("n", {}) if self.head is not None else {}
+        return all(_commits(self.shards.get(row, (None, ()))[0]) >= n for row, n in counted.items())
+
+
 class StateSeatStore:
     """The SeatStore port over any StateStore (embedded SQLite or Table Storage)."""
 
@@ -87,27 +132,42 @@ class StateSeatStore:
         self._timeout = timeout
         self._sleep = sleep
         self._rng = rng
-        # sku -> (etag, reservations): the ledger is read on every gate and reserve but changes far less,
-        # and decoding a thousand reservations each time made a bulk onboarding quadratic in CPU.
-        self._decoded: dict[str, tuple[str, tuple[Reservation, ...]]] = {}
+        # (sku, shard row) -> (etag, reservations): the ledger is read on every gate and reserve but a shard
+        # changes far less, and decoding thousands of reservations each time made onboarding quadratic in CPU.
+        self._decoded: dict[tuple[str, str], tuple[str, tuple[Reservation, ...]]] = {}
 
     # -- the ledger ------------------------------------------------------------------------------------
 
-    def _reservations_of(self, sku_id: str, entity: Entity) -> list[Reservation]:
-        """The ledger row's reservations, decoded once per ETag (an ETag changes on every write)."""
-        cached = self._decoded.get(sku_id)
+    def _held_in(self, entity: Entity) -> tuple[Reservation, ...]:
+        """A shard row's reservations, decoded once per ETag (an ETag changes on every write)."""
+        key = (entity.partition, entity.row)
+        cached = self._decoded.get(key)
         if cached is not None and entity.etag and cached[0] == entity.etag:
-            return list(cached[1])
-        found = [_decode(sku_id, raw) for raw in entity.data.get("r", [])]
+            return cached[1]
+        found = tuple(_decode(entity.partition, raw) for raw in entity.data.get("r", []))
         if entity.etag:
-            self._decoded[sku_id] = (entity.etag, tuple(found))
+            self._decoded[key] = (entity.etag, found)
         return found
 
-    async def _ledger(self, sku_id: str) -> tuple[Entity | None, list[Reservation]]:
-        entity = await self._store.get(LEDGER_TABLE, LEDGER_PARTITION, sku_id)
-        if entity is None:
-            return None, []
-        return entity, self._reservations_of(sku_id, entity)
+    async def _backoff(self, attempt: int) -> None:
+        # Jittered and growing a little: a crowd racing for one head row spreads out instead of colliding.
+        await self._sleep(self._rng() * min(0.002 * (attempt + 1), 0.05))
+
+    async def _ledger(self, sku_id: str) -> _Ledger:
+        """The SKU's partition in one query; read again while a shard lags the head (never on SQLite)."""
+        for attempt in range(WRITE_ATTEMPTS):
+            head: Entity | None = None
+            shards: dict[str, tuple[Entity, tuple[Reservation, ...]]] = {}
+            async for entity in self._store.query(LEDGER_TABLE, sku_id):
+                if entity.row == HEAD_ROW:
+                    head = entity
+                elif _SHARD_ROW.fullmatch(entity.row):
+                    shards[entity.row] = (entity, self._held_in(entity))
+            ledger = _Ledger(head, shards)
+            if ledger.consistent():
+                return ledger
+            await self._backoff(attempt)
+        raise ConcurrencyConflict(f"seat ledger of {sku_id} kept changing under us")
 
     def _keep(self, r: Reservation, now: datetime) -> bool:
         """Still worth storing: not timed out, and not consumed for longer than any snapshot is cached."""
@@ -115,44 +175,94 @@ class StateSeatStore:
             return False
         return r.active_since is None or now - r.active_since < KEEP_CONSUMED
 
-    async def _change(
-        self,
-        sku_id: str,
-        change: Callable[[list[Reservation]], list[Reservation] | None],
-    ) -> bool:
-        """Apply `change` to the SKU's ledger under its ETag; False when `change` declines (returns None)."""
+    def _written(self, entity: Entity, held: list[Reservation]) -> None:
+        if entity.etag:
+            self._decoded[(entity.partition, entity.row)] = (entity.etag, tuple(held))
+
+    async def _take(self, catalogue: SkuCatalogue, sku_id: str, user: str, group: str, now: datetime) -> bool:
+        """Reserve one SKU: its shard and the head (version + 1) in one commit under both ETags."""
+        row = shard_of(user, group)
         for attempt in range(WRITE_ATTEMPTS):
-            entity, current = await self._ledger(sku_id)
-            changed = change(current)
-            if changed is None:
+            ledger = await self._ledger(sku_id)
+            got = reserve(
+                catalogue,
+                [sku_id],
+                ledger.reservations(),
+                user_id=user,
+                group_id=group,
+                now=now,
+                timeout=self._timeout,
+            )
+            if got is None:
                 return False
-            if changed == current:
-                return True
-            data = {"r": [_encode(r) for r in changed]}
+            shard, current = ledger.shards.get(row, (None, ()))
+            kept = [r for r in current if self._keep(r, now)]
+            changed = kept if got in kept else [*kept, got]
+            if changed == list(current):
+                return True  # already held, nothing to prune
+            commits = _commits(shard) + 1
+            head = ledger.head
+            head_data = head.data if head is not None else {}
+            writes = [
+                RowWrite(
+                    HEAD_ROW,
+                    {
+                        "v": int(head_data.get("v", 0)) + 1,
+                        "n": {**head_data.get("n", {}), row: commits},
+                    },
+                    head.etag if head is not None else None,
+                ),
+                RowWrite(
+                    row,
+                    {"r": [_encode(r) for r in changed], "n": commits},
+                    shard.etag if shard is not None else None,
+                ),
+            ]
             try:
-                if entity is None:
-                    await self._store.insert(LEDGER_TABLE, LEDGER_PARTITION, sku_id, data)
-                else:
-                    await self._store.replace(entity, data)
+                written = await self._store.commit(LEDGER_TABLE, sku_id, writes)
             except ConcurrencyConflict:
-                # Jittered and growing a little: a crowd racing for one row spreads out instead of colliding.
-                await self._sleep(self._rng() * min(0.002 * (attempt + 1), 0.05))
+                await self._backoff(attempt)
                 continue
+            self._written(written[1], changed)
             return True
+        raise ConcurrencyConflict(f"seat ledger of {sku_id} kept changing under us")
+
+    async def _change_shard(
+        self, sku_id: str, row: str, change: Callable[[list[Reservation]], list[Reservation]]
+    ) -> None:
+        """Apply `change` to one shard row under its ETag (the head stays: nothing is taken)."""
+        for attempt in range(WRITE_ATTEMPTS):
+            entity = await self._store.get(LEDGER_TABLE, sku_id, row)
+            if entity is None:
+                return
+            current = list(self._held_in(entity))
+            changed = change(current)
+            if changed == current:
+                return
+            try:
+                written = await self._store.replace(
+                    entity, {"r": [_encode(r) for r in changed], "n": _commits(entity)}
+                )
+            except ConcurrencyConflict:
+                await self._backoff(attempt)
+                continue
+            self._written(written, changed)
+            return
         raise ConcurrencyConflict(f"seat ledger of {sku_id} kept changing under us")
 
     async def reservations(self) -> tuple[Reservation, ...]:
         """Every reservation on record, one per SKU held."""
         found: list[Reservation] = []
-        async for entity in self._store.query(LEDGER_TABLE, LEDGER_PARTITION):
-            found += self._reservations_of(entity.row, entity)
+        async for entity in self._store.query(LEDGER_TABLE):
+            if _SHARD_ROW.fullmatch(entity.row):
+                found += self._held_in(entity)
         return tuple(found)
 
     async def headroom(self, catalogue: SkuCatalogue, sku_ids: tuple[str, ...], *, now: datetime) -> int:
         """Free seats for one more member of a group with these SKUs."""
         held: list[Reservation] = []
         for sku_id in sorted({_key(s) for s in sku_ids}):
-            held += (await self._ledger(sku_id))[1]
+            held += (await self._ledger(sku_id)).reservations()
         return group_headroom(catalogue, [_key(s) for s in sku_ids], held, now=now, timeout=self._timeout)
 
     async def reserve(
@@ -162,17 +272,7 @@ class StateSeatStore:
         user, group = _key(user_id), _key(group_id)
         taken: list[str] = []
         for sku_id in sorted({_key(s) for s in sku_ids}):
-
-            def take(current: list[Reservation], sku_id: str = sku_id) -> list[Reservation] | None:
-                got = reserve(
-                    catalogue, [sku_id], current, user_id=user, group_id=group, now=now, timeout=self._timeout
-                )
-                if got is None:
-                    return None
-                kept = [r for r in current if self._keep(r, now)]
-                return kept if got in kept else [*kept, got]
-
-            if not await self._change(sku_id, take):
+            if not await self._take(catalogue, sku_id, user, group, now):
                 for sku in taken:
                     await self._drop(sku, user, group)
                 return False
@@ -180,8 +280,10 @@ class StateSeatStore:
         return bool(sku_ids)
 
     async def _drop(self, sku_id: str, user: str, group: str) -> None:
-        await self._change(
-            sku_id, lambda current: [r for r in current if (r.user_id, r.group_id) != (user, group)]
+        await self._change_shard(
+            sku_id,
+            shard_of(user, group),
+            lambda current: [r for r in current if (r.user_id, r.group_id) != (user, group)],
         )
 
     async def _skus_of(self, user: str, group: str) -> list[str]:
@@ -198,8 +300,9 @@ class StateSeatStore:
         active_since += ACTIVATION_PRECISION
         user, group = _key(user_id), _key(group_id)
         for sku_id in await self._skus_of(user, group):
-            await self._change(
+            await self._change_shard(
                 sku_id,
+                shard_of(user, group),
                 lambda current: [
                     mark_active(r, active_since) if (r.user_id, r.group_id) == (user, group) else r
                     for r in current

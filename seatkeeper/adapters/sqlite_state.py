@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from seatkeeper.adapters.sqlite_file import SqliteFile
-from seatkeeper.adapters.table_rules import check_key, check_table, encode_data
+from seatkeeper.adapters.table_rules import check_commit, check_key, check_table, encode_data
 from seatkeeper.core.errors import ConcurrencyConflict, Unavailable
-from seatkeeper.core.ports import Entity
+from seatkeeper.core.ports import MAX_COMMIT_WRITES, Entity, RowWrite
 
 _T = TypeVar("_T")
 
@@ -38,6 +40,13 @@ CREATE TABLE IF NOT EXISTS entities (
 """
 
 
+# A row's JSON is parsed once per etag (on its write or first read) when it is at least this long (a seat
+# ledger shard, a member set), for at most PARSED_ROWS rows: re-parsing unchanged big rows on every read
+# made CPU per reserve grow with the reservations held.
+PARSE_ONCE_CHARS: Final = 2_048
+PARSED_ROWS: Final = 1_024
+
+
 def _etag() -> str:
     return f'W/"{uuid.uuid4().hex}"'
 
@@ -48,6 +57,27 @@ class SqliteStateStore:
     def __init__(self, path: Path | str, *, busy_timeout: timedelta = timedelta(seconds=30)) -> None:
         self._file = SqliteFile(path, busy_timeout=busy_timeout)
         self._file.create(_SCHEMA)
+        # (table, partition, row) -> (etag, parsed data), shared read-only by the entities returned.
+        self._parsed: OrderedDict[tuple[str, str, str], tuple[str, Mapping[str, Any]]] = OrderedDict()
+        self._parsed_guard = threading.Lock()
+
+    def _data(self, key: tuple[str, str, str], text: str, etag: str) -> Mapping[str, Any]:
+        """The row's data, parsed once per etag for big rows (an etag changes on every write)."""
+        if len(text) < PARSE_ONCE_CHARS:
+            small: Mapping[str, Any] = json.loads(text)
+            return small
+        with self._parsed_guard:
+            cached = self._parsed.get(key)
+            if cached is not None and cached[0] == etag:
+                self._parsed.move_to_end(key)
+                return cached[1]
+        data: Mapping[str, Any] = json.loads(text)
+        with self._parsed_guard:
+            self._parsed[key] = (etag, data)
+            self._parsed.move_to_end(key)
+            while len(self._parsed) > PARSED_ROWS:
+                self._parsed.popitem(last=False)
+        return data
 
     def close(self) -> None:
         """Close every connection (call once, at shutdown)."""
@@ -71,7 +101,9 @@ class SqliteStateStore:
             )
             if found is None:
                 return None
-            return Entity(table, partition, row, json.loads(found[0]), found[1])
+            return Entity(
+                table, partition, row, self._data((table, partition, row), found[0], found[1]), found[1]
+            )
 
         return await self._run(read)
 
@@ -90,7 +122,7 @@ class SqliteStateStore:
                 )
                 if cursor.rowcount == 0:
                     raise ConcurrencyConflict(f"{table}/{partition}/{row} exists already")
-            return Entity(table, partition, row, json.loads(text), etag)
+            return Entity(table, partition, row, self._data((table, partition, row), text, etag), etag)
 
         return await self._run(write)
 
@@ -108,7 +140,8 @@ class SqliteStateStore:
                 )
                 if cursor.rowcount == 0:
                     raise ConcurrencyConflict(f"{entity.table}/{entity.partition}/{entity.row} changed")
-            return Entity(entity.table, entity.partition, entity.row, json.loads(text), etag)
+            key = (entity.table, entity.partition, entity.row)
+            return Entity(*key, self._data(key, text, etag), etag)
 
         return await self._run(write)
 
@@ -127,7 +160,7 @@ class SqliteStateStore:
                     "DO UPDATE SET data = excluded.data, etag = excluded.etag",
                     (table, partition, row, text, etag),
                 )
-            return Entity(table, partition, row, json.loads(text), etag)
+            return Entity(table, partition, row, self._data((table, partition, row), text, etag), etag)
 
         return await self._run(write)
 
@@ -166,10 +199,41 @@ class SqliteStateStore:
                 sql += " AND partition = ?"
                 params = (table, partition)
             rows = self._file.connection().execute(sql + " ORDER BY partition, row", params).fetchall()
-            return [Entity(table, p, r, json.loads(d), e) for p, r, d, e in rows]
+            return [Entity(table, p, r, self._data((table, p, r), d, e), e) for p, r, d, e in rows]
 
         for entity in await self._run(read):
             yield entity
+
+    async def commit(self, table: str, partition: str, writes: Sequence[RowWrite]) -> tuple[Entity, ...]:
+        """Write the rows of one partition in one transaction, all or nothing (see StateStore)."""
+        check_table(table)
+        check_commit(partition, [w.row for w in writes], MAX_COMMIT_WRITES)
+        texts = [encode_data(w.data) for w in writes]
+
+        def write() -> tuple[Entity, ...]:
+            etags = [_etag() for _ in writes]
+            with self._file.transaction() as db:
+                for w, text, etag in zip(writes, texts, etags, strict=True):
+                    if w.etag is None:
+                        cursor = db.execute(
+                            "INSERT OR IGNORE INTO entities (tbl, partition, row, data, etag) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            (table, partition, w.row, text, etag),
+                        )
+                    else:
+                        cursor = db.execute(
+                            "UPDATE entities SET data = ?, etag = ? "
+                            "WHERE tbl = ? AND partition = ? AND row = ? AND etag = ?",
+                            (text, etag, table, partition, w.row, w.etag),
+                        )
+                    if cursor.rowcount == 0:  # the transaction rolls back: nothing is written
+                        raise ConcurrencyConflict(f"{table}/{partition}/{w.row} exists or changed")
+            return tuple(
+                Entity(table, partition, w.row, self._data((table, partition, w.row), text, etag), etag)
+                for w, text, etag in zip(writes, texts, etags, strict=True)
+            )
+
+        return await self._run(write)
 
     async def check(self) -> None:
         """Probe for health: the file answers a read."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 CHUNK_CHARS: Final = 32_000
@@ -54,3 +54,13 @@ def join_chunks(properties: Mapping[str, Any]) -> str:
     """The data text back from its chunk properties."""
     names = sorted(name for name in properties if re.fullmatch(r"d\d\d", name))
     return "".join(str(properties[name]) for name in names)
+
+
+def check_commit(partition: str, rows: Sequence[str], limit: int) -> None:
+    """An entity group transaction: 1 to `limit` distinct rows of one partition, with valid keys."""
+    if not 0 < len(rows) <= limit:
+        raise ValueError(f"a commit writes 1 to {limit} rows, not {len(rows)}")
+    if len(set(rows)) != len(rows):
+        raise ValueError("a commit writes each row at most once")
+    for row in rows:
+        check_key(partition, row)

@@ -2,14 +2,15 @@
 
 Optimistic concurrency is the service's own: `replace` and a conditional `delete` send `If-Match` with the
 entity's etag, so of two writers holding the same etag exactly one succeeds (the other gets a
-ConcurrencyConflict and re-reads). Tables are created on first use. Data is ASCII JSON in chunked string
-properties (see table_rules), the same limits the embedded store enforces.
+ConcurrencyConflict and re-reads); `commit` is an entity group transaction (one partition, all or
+nothing). Tables are created on first use. Data is ASCII JSON in chunked string properties (see
+table_rules), the same limits the embedded store enforces.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +22,19 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from seatkeeper.adapters.table_rules import check_key, check_table, chunks, encode_data, join_chunks
+from seatkeeper.adapters.table_rules import (
+    check_commit,
+    check_key,
+    check_table,
+    chunks,
+    encode_data,
+    join_chunks,
+)
 from seatkeeper.core.errors import ConcurrencyConflict, Throttled, Unavailable
-from seatkeeper.core.ports import Entity
+from seatkeeper.core.ports import MAX_COMMIT_WRITES, Entity, RowWrite
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -175,6 +183,38 @@ class TableStateStore:
                 pages = client.query_entities("PartitionKey eq @pk", parameters={"pk": partition})
             async for raw in pages:
                 yield _entity(table, raw, str(raw.metadata["etag"]))
+
+    async def commit(self, table: str, partition: str, writes: Sequence[RowWrite]) -> tuple[Entity, ...]:
+        """Write rows of one partition in one entity group transaction, all or nothing (see StateStore)."""
+        check_commit(partition, [w.row for w in writes], MAX_COMMIT_WRITES)
+        texts = [encode_data(w.data) for w in writes]
+        operations: list[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], dict[str, Any]]] = []
+        for w, text in zip(writes, texts, strict=True):
+            entity = {"PartitionKey": partition, "RowKey": w.row, **chunks(text)}
+            if w.etag is None:
+                operations.append(("create", entity))
+            else:
+                condition: dict[str, Any] = {
+                    "mode": UpdateMode.REPLACE,
+                    "etag": w.etag,
+                    "match_condition": MatchConditions.IfNotModified,
+                }
+                operations.append(("update", entity, condition))
+        client = await self._table(table)
+        with _transport_errors("commit"):
+            try:
+                metas = await client.submit_transaction(operations)
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
+                raise ConcurrencyConflict(f"{table}/{partition}: a row exists or changed") from exc
+            except TableTransactionError as exc:
+                # 409: a row to insert exists; 412: an etag no longer matches; 404: a row to replace is gone.
+                if exc.status_code in (404, 409, 412):
+                    raise ConcurrencyConflict(f"{table}/{partition}: a row exists or changed") from exc
+                raise
+        return tuple(
+            Entity(table, partition, w.row, json.loads(text), str(meta["etag"]))
+            for w, text, meta in zip(writes, texts, metas, strict=True)
+        )
 
     async def check(self) -> None:
         """Probe for health: one cheap list call (first page of tables)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from seatkeeper.core.messages import Message
 
@@ -80,11 +80,28 @@ class Entity:
     etag: str
 
 
+# Table Storage's entity-group-transaction limit: one `commit` writes at most this many rows.
+MAX_COMMIT_WRITES: Final = 100
+
+
+@dataclass(frozen=True)
+class RowWrite:
+    """One row of an atomic `commit`: `etag` None inserts (the row must not exist), otherwise replaces
+    the row only if its etag still matches."""
+
+    row: str
+    data: Mapping[str, Any]
+    etag: str | None = None
+
+
 class StateStore(Protocol):
     """Tables of JSON-compatible entities with ETag optimistic concurrency (no lost update).
 
     `insert` raises ConcurrencyConflict if the row exists; `replace` raises it if the etag no longer
     matches; `upsert` writes unconditionally. `delete` with an etag is conditional, without is not.
+    `commit` writes up to MAX_COMMIT_WRITES distinct rows of ONE partition all or nothing, each under its
+    RowWrite condition; ConcurrencyConflict (and nothing written) when any condition fails. It returns the
+    written entities (with their new etags) in the order of `writes`.
     """
 
     async def get(self, table: str, partition: str, row: str) -> Entity | None: ...
@@ -98,3 +115,5 @@ class StateStore(Protocol):
     async def delete(self, table: str, partition: str, row: str, *, etag: str | None = None) -> None: ...
 
     def query(self, table: str, partition: str | None = None) -> AsyncIterator[Entity]: ...
+
+    async def commit(self, table: str, partition: str, writes: Sequence[RowWrite]) -> tuple[Entity, ...]: ...

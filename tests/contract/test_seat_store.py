@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from handlers.admission import Result, admit
-from seatkeeper.adapters.seat_store import LEDGER_PARTITION, LEDGER_TABLE, StateSeatStore
+from seatkeeper.adapters.seat_store import LEDGER_TABLE, StateSeatStore, shard_of
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.adapters.table_state import TableStateStore
 from seatkeeper.core.license_messages import AdmitRequest
@@ -64,6 +64,55 @@ async def test_twenty_racing_for_the_last_five_seats_get_exactly_five(seats: Sta
     held = {r.user_id for r in await seats.reservations() if r.sku_ids == (sku_id,)}
     assert held == {u for u, ok in zip(users, granted, strict=True) if ok}
     assert await seats.headroom(snapshot, (sku_id,), now=NOW) == 0
+
+
+async def seed(state: StateStore, sku_id: str, group: str, count: int) -> None:
+    """Write `count` open reservations straight into the SKU's shard rows (the ledger's stored format),
+    as `count` reserves would have, without their quadratic seat arithmetic."""
+    shards: dict[str, list[list[str | None]]] = {}
+    for n in range(count):
+        user = f"{n:08d}-0000-4000-8000-000000000000"
+        shards.setdefault(shard_of(user, group), []).append([user, group, NOW.isoformat(), None])
+    for row, held in shards.items():
+        await state.upsert(LEDGER_TABLE, sku_id, row, {"r": held, "n": 0})
+
+
+async def test_a_sku_holding_thousands_still_gives_exactly_its_last_seats(state: StateStore) -> None:
+    """With 5,000 open reservations spread over the shards (one ledger row refused them past ~4,250),
+    twenty racing for the last five seats still get exactly five, and every one is listed and counted."""
+    sku_id, group, held = new_id(), new_id(), 5_000
+    await seed(state, sku_id, group, held)
+    seats = StateSeatStore(state, timeout=DAY)
+    snapshot = seats_of(sku_id, enabled=held + 105, consumed=100)
+    assert await seats.headroom(snapshot, (sku_id,), now=NOW) == 5
+    users = [new_id() for _ in range(20)]
+    granted = await asyncio.gather(
+        *(seats.reserve(snapshot, user_id=u, group_id=group, sku_ids=(sku_id,), now=NOW) for u in users)
+    )
+    assert (granted.count(True), granted.count(False)) == (5, 15)
+    mine = [r.user_id for r in await seats.reservations() if r.sku_ids == (sku_id,)]
+    assert len(mine) == held + 5
+    assert await seats.headroom(snapshot, (sku_id,), now=NOW) == 0
+    winner = next(u for u, ok in zip(users, granted, strict=True) if ok)
+    await seats.release(winner, group, ReleaseReason.ERRORED)
+    assert await seats.headroom(snapshot, (sku_id,), now=NOW) == 1
+
+
+async def test_five_thousand_reserves_one_by_one(tmp_path: Path) -> None:
+    """A SKU takes 5,000 reservations through `reserve`: one ledger row refused new ones past ~4,250 open
+    (~3,400 counting consumed ones kept for an hour)."""
+    sqlite = SqliteStateStore(tmp_path / "state.db")
+    try:
+        seats = StateSeatStore(sqlite, timeout=DAY)
+        sku_id, group = new_id(), new_id()
+        snapshot = seats_of(sku_id, enabled=5_000, consumed=0)
+        for n in range(5_000):
+            user = f"{n:08d}-0000-4000-8000-000000000000"
+            assert await seats.reserve(snapshot, user_id=user, group_id=group, sku_ids=(sku_id,), now=NOW)
+        assert not await seats.reserve(snapshot, user_id="late", group_id=group, sku_ids=(sku_id,), now=NOW)
+        assert len(await seats.reservations()) == 5_000
+    finally:
+        sqlite.close()
 
 
 async def test_a_repeated_reservation_holds_one_seat(seats: StateSeatStore) -> None:
@@ -199,8 +248,9 @@ async def test_twenty_admissions_racing_for_the_last_five_seats(state: StateStor
     world.tenant.groups[group] = group_json(group)
     world.deps.policy = licensing_policy(group=LicensingGroup(group, "Copilot", (COPILOT,)))
     world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=100, consumed=95)
-    # The ledger is per SKU and Azurite is shared: start from a clean one for this SKU.
-    await state.delete(LEDGER_TABLE, LEDGER_PARTITION, COPILOT)
+    # The ledger is a partition per SKU and Azurite is shared: start from a clean one for this SKU.
+    for row in [e.row async for e in state.query(LEDGER_TABLE, COPILOT)]:
+        await state.delete(LEDGER_TABLE, COPILOT, row)
     users = [world.tenant.add_user(user_json(400 + n)) for n in range(20)]
     outcomes = await asyncio.gather(
         *(

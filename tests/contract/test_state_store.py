@@ -15,7 +15,7 @@ from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.adapters.table_rules import MAX_DATA_CHARS
 from seatkeeper.adapters.table_state import TableStateStore
 from seatkeeper.core.errors import ConcurrencyConflict, Unavailable
-from seatkeeper.core.ports import Probe, StateStore
+from seatkeeper.core.ports import MAX_COMMIT_WRITES, Probe, RowWrite, StateStore
 
 pytestmark = pytest.mark.anyio
 
@@ -183,3 +183,70 @@ async def test_table_storage_refusing_access_is_unavailable(azurite: str, table:
             await store.get(table, "p", "r")
     finally:
         await store.close()
+
+
+async def test_a_commit_writes_every_row_of_a_partition(store: StateStore, table: str) -> None:
+    """A commit inserts new rows and replaces current ones together, returning the etags now stored."""
+    first = await store.insert(table, "p", "a", {"v": 1})
+    written = await store.commit(table, "p", [RowWrite("a", {"v": 2}, first.etag), RowWrite("b", {"v": 1})])
+    assert [await store.get(table, "p", row) for row in ("a", "b")] == list(written)
+    assert await rows(store, table) == [("p", "a", {"v": 2}), ("p", "b", {"v": 1})]
+
+
+async def test_a_commit_with_one_stale_etag_writes_nothing(store: StateStore, table: str) -> None:
+    """One row changed since it was read: the commit conflicts and neither row is written."""
+    a = await store.insert(table, "p", "a", {"v": 1})
+    b = await store.insert(table, "p", "b", {"v": 1})
+    await store.replace(b, {"v": 2})
+    with pytest.raises(ConcurrencyConflict):
+        await store.commit(table, "p", [RowWrite("a", {"v": 9}, a.etag), RowWrite("b", {"v": 9}, b.etag)])
+    assert await rows(store, table) == [("p", "a", {"v": 1}), ("p", "b", {"v": 2})]
+
+
+async def test_a_commit_inserting_an_existing_row_writes_nothing(store: StateStore, table: str) -> None:
+    """Inserting a row that exists conflicts, and the other (new) row of the commit is not written."""
+    await store.insert(table, "p", "b", {"v": 1})
+    with pytest.raises(ConcurrencyConflict):
+        await store.commit(table, "p", [RowWrite("a", {"v": 9}), RowWrite("b", {"v": 9})])
+    assert await rows(store, table) == [("p", "b", {"v": 1})]
+
+
+async def test_a_commit_replacing_a_deleted_row_writes_nothing(store: StateStore, table: str) -> None:
+    """Replacing a row someone deleted conflicts rather than resurrecting it."""
+    gone = await store.insert(table, "p", "a", {"v": 1})
+    await store.delete(table, "p", "a")
+    with pytest.raises(ConcurrencyConflict):
+        await store.commit(table, "p", [RowWrite("a", {"v": 2}, gone.etag), RowWrite("b", {"v": 2})])
+    assert await rows(store, table) == []
+
+
+async def test_racing_commits_on_one_row_lose_no_update(store: StateStore, table: str) -> None:
+    """Twenty writers each committing a counter row and a row of their own end at twenty."""
+    await store.insert(table, "c", "counter", {"n": 0})
+
+    async def increment(me: int) -> None:
+        while True:
+            current = await store.get(table, "c", "counter")
+            assert current is not None
+            writes = [RowWrite("counter", {"n": current.data["n"] + 1}, current.etag), RowWrite(f"w{me}", {})]
+            try:
+                await store.commit(table, "c", writes)
+            except ConcurrencyConflict:
+                await asyncio.sleep(0)
+                continue
+            return
+
+    await asyncio.gather(*(increment(me) for me in range(20)))
+    assert [(r, d) for _, r, d in await rows(store, table)] == [
+        ("counter", {"n": 20}),
+        *sorted((f"w{me}", {}) for me in range(20)),
+    ]
+
+
+async def test_a_commit_outside_the_batch_rules_is_refused(store: StateStore, table: str) -> None:
+    """Table Storage's batch rules hold everywhere: 1 to 100 distinct rows."""
+    with pytest.raises(ValueError, match="1 to 100 rows"):
+        await store.commit(table, "p", [RowWrite(f"r{i}", {}) for i in range(MAX_COMMIT_WRITES + 1)])
+    with pytest.raises(ValueError, match="at most once"):
+        await store.commit(table, "p", [RowWrite("r", {}), RowWrite("r", {})])
+    assert await rows(store, table) == []

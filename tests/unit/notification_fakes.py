@@ -13,7 +13,7 @@ from typing import Any
 from seatkeeper.core.errors import ConcurrencyConflict, NotFound, Rejected, TransientError
 from seatkeeper.core.graph_port import GraphPage, GraphRequest, GraphResponse, MemberAddResult, OperationCount
 from seatkeeper.core.messages import Message
-from seatkeeper.core.ports import Entity
+from seatkeeper.core.ports import Entity, RowWrite
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -55,6 +55,13 @@ class MemoryStore:
         for (t, p, _), entity in list(self.rows.items()):
             if t == table and (partition is None or p == partition):
                 yield entity
+
+    async def commit(self, table: str, partition: str, writes: Sequence[RowWrite]) -> tuple[Entity, ...]:
+        for w in writes:
+            current = self.rows.get((table, partition, w.row))
+            if (current is not None) if w.etag is None else (current is None or current.etag != w.etag):
+                raise ConcurrencyConflict("exists or etag")
+        return tuple(self._put(table, partition, w.row, w.data) for w in writes)
 
 
 @dataclass

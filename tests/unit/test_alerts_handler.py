@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -38,7 +38,7 @@ from seatkeeper.core.incidents import (
     incident_from_data,
 )
 from seatkeeper.core.policy import AlertChannel, AlertRoute, Alerts, Severity
-from seatkeeper.core.ports import Entity
+from seatkeeper.core.ports import Entity, RowWrite
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 KEY = IncidentKey(Scope.USER, "u-1/sku-1", "license.count_violation")
@@ -93,6 +93,13 @@ class FakeStore:
         for (t, p, _), entity in list(self.rows.items()):
             if t == table and (partition is None or p == partition):
                 yield entity
+
+    async def commit(self, table: str, partition: str, writes: Sequence[RowWrite]) -> tuple[Entity, ...]:
+        for w in writes:
+            current = self.rows.get((table, partition, w.row))
+            if (current is not None) if w.etag is None else (current is None or current.etag != w.etag):
+                raise ConcurrencyConflict("exists or etag")
+        return tuple(self._put(table, partition, w.row, w.data) for w in writes)
 
     def incident(self, key: IncidentKey = KEY) -> Incident:
         return incident_from_data(self.rows[(INCIDENTS_TABLE, key.scope.value, key.row)].data)
