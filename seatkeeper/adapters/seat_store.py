@@ -12,9 +12,10 @@ only its shard (a reserver that misses a release only sees fewer free seats). A 
 reservations (~4,250 open ones) within Table Storage's entity limit, so a SKU holds ~SHARDS times that.
 The earlier one-row-per-SKU layout (partition "sku", row = SKU id) is never read: its row is not named
 like a shard (nothing was deployed with it, so there is no migration). A group with several Copilot SKUs
-takes them in a fixed order and gives back what it took when one is full. The rest are plain rows keyed
-(group, user); a waitlist place being served carries a claim (who, until when) set under its ETag, so
-concurrent servers admit each waiting person once.
+takes them in a fixed order and gives back what it took when one is full. LEDGER_SKUS_TABLE lists the SKUs
+with a ledger, so marking or releasing one person's reservation reads one shard row per SKU. The rest are
+plain rows keyed (group, user); a waitlist place being served carries a claim (who, until when) set under
+its ETag, so concurrent servers admit each waiting person once.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ LEDGER_TABLE: Final = "seatledger"
 HEAD_ROW: Final = "head"
 SHARD_PREFIX: Final = "shard-"
 SHARDS: Final = 64
+# Every SKU that has had a ledger (row = SKU id), so that finding one person's reservations reads one shard
+# row per SKU instead of every ledger. Written before a SKU's first reserve in each process: a superset.
+LEDGER_SKUS_TABLE: Final = "seatledgerskus"
+LEDGER_SKUS_PARTITION: Final = "skus"
 WAITLIST_TABLE: Final = "seatwaitlist"
 PENDING_TABLE: Final = "seatpending"
 ADDITIONS_TABLE: Final = "seatadditions"
@@ -135,6 +140,7 @@ class StateSeatStore:
         # (sku, shard row) -> (etag, reservations): the ledger is read on every gate and reserve but a shard
         # changes far less, and decoding thousands of reservations each time made onboarding quadratic in CPU.
         self._decoded: dict[tuple[str, str], tuple[str, tuple[Reservation, ...]]] = {}
+        self._registered: set[str] = set()
 
     # -- the ledger ------------------------------------------------------------------------------------
 
@@ -182,6 +188,9 @@ class StateSeatStore:
     async def _take(self, catalogue: SkuCatalogue, sku_id: str, user: str, group: str, now: datetime) -> bool:
         """Reserve one SKU: its shard and the head (version + 1) in one commit under both ETags."""
         row = shard_of(user, group)
+        if sku_id not in self._registered:
+            await self._store.upsert(LEDGER_SKUS_TABLE, LEDGER_SKUS_PARTITION, sku_id, {})
+            self._registered.add(sku_id)
         for attempt in range(WRITE_ATTEMPTS):
             ledger = await self._ledger(sku_id)
             got = reserve(
@@ -287,9 +296,16 @@ class StateSeatStore:
         )
 
     async def _skus_of(self, user: str, group: str) -> list[str]:
-        return sorted(
-            {r.sku_ids[0] for r in await self.reservations() if (r.user_id, r.group_id) == (user, group)}
-        )
+        """The SKUs holding a reservation of this (user, group): one shard row read per SKU."""
+        row = shard_of(user, group)
+        found: list[str] = []
+        async for known in self._store.query(LEDGER_SKUS_TABLE, LEDGER_SKUS_PARTITION):
+            entity = await self._store.get(LEDGER_TABLE, known.row, row)
+            if entity is not None and any(
+                (r.user_id, r.group_id) == (user, group) for r in self._held_in(entity)
+            ):
+                found.append(known.row)
+        return sorted(found)
 
     async def mark_active(self, user_id: str, group_id: str, active_since: datetime) -> None:
         """Note the activation time on each of the user's reservations for the group.

@@ -262,3 +262,24 @@ async def test_twenty_admissions_racing_for_the_last_five_seats(state: StateStor
     assert (results.count(Result.ADDED), results.count(Result.PENDING)) == (5, 15)
     assert len(world.tenant.members[group]) == 5
     assert [p.reasons for p in await world.seats.pending(group)] == [(Reason.NO_SEAT,)] * 15
+
+
+async def test_another_worker_marks_and_releases_a_reservation_in_two_skus(state: StateStore) -> None:
+    """A worker that never reserved (another process) finds a person's reservations in both of the group's
+    SKUs: marking them active stops them counting for a later snapshot, releasing them frees both seats."""
+    first, second, group, user = new_id(), new_id(), new_id(), new_id()
+    snapshot = catalogue(sku(first, "A", enabled=3, consumed=0), sku(second, "B", enabled=3, consumed=0))
+    assert await StateSeatStore(state, timeout=DAY).reserve(
+        snapshot, user_id=user, group_id=group, sku_ids=(first, second), now=NOW
+    )
+    other = StateSeatStore(state, timeout=DAY)
+    assert await other.headroom(snapshot, (first, second), now=NOW) == 2
+    await other.mark_active(user, group, NOW)
+    later = catalogue(
+        sku(first, "A", enabled=3, consumed=0),
+        sku(second, "B", enabled=3, consumed=0),
+        read_at=NOW + DAY / 24,
+    )
+    assert await other.headroom(later, (first,), now=NOW) == 3
+    await StateSeatStore(state, timeout=DAY).release(user, group, ReleaseReason.CANCELLED)
+    assert await other.headroom(snapshot, (first, second), now=NOW) == 3
