@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -40,12 +41,27 @@ class SqliteFile:
                 self._path, isolation_level=None, check_same_thread=False, timeout=self._busy_ms / 1000
             )
             db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            db.execute("PRAGMA journal_mode = WAL")
+            self._wal(db)
             db.execute("PRAGMA synchronous = NORMAL")
             self._local.db = db
             with self._guard:
                 self._connections.append(db)
         return db
+
+    def _wal(self, db: sqlite3.Connection) -> None:
+        """Switch to WAL. SQLite answers "locked" at once, without the busy handler, while another process
+        is creating or converting the same file, so wait for it here, up to the busy timeout."""
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    db.close()
+                    raise Unavailable(f"sqlite file busy: {exc}") from exc
+                time.sleep(0.01)
+            else:
+                return
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
