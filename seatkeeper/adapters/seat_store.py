@@ -1,21 +1,20 @@
 """Seat reservations, the waitlist, pending people and Seatkeeper's additions on the StateStore port.
 
 The ledger of a Copilot SKU is one partition of LEDGER_TABLE (partition = the SKU id): a small head row
-(HEAD_ROW: a version, and per shard how many reserves were committed to it) and up to SHARDS shard rows
-(`shard-00` ...); a reservation lives in the shard a stable hash of (user, group) picks. A reserve reads
-the partition, computes the headroom over every shard, then commits its shard row and the head row
-(version + 1) in one atomic commit under both ETags: every reserve changes the head, so of two workers
-racing for the last seat exactly one wins and the other re-reads and is refused (issue 7 item 2). A read
-in which a shard lags the head's count for it is read again, so a headroom never misses a committed
-reservation whatever order the store reads rows in. Marking a reservation active or releasing it rewrites
-only its shard (a reserver that misses a release only sees fewer free seats). A shard row holds ~3,400
-reservations (~4,250 open ones) within Table Storage's entity limit, so a SKU holds ~SHARDS times that.
-The earlier one-row-per-SKU layout (partition "sku", row = SKU id) is never read: its row is not named
-like a shard (nothing was deployed with it, so there is no migration). A group with several Copilot SKUs
-takes them in a fixed order and gives back what it took when one is full. LEDGER_SKUS_TABLE lists the SKUs
-with a ledger, so marking or releasing one person's reservation reads one shard row per SKU. The rest are
-plain rows keyed (group, user); a waitlist place being served carries a claim (who, until when) set under
-its ETag, so concurrent servers admit each waiting person once.
+(HEAD_ROW: a version, and per shard how many changes it has taken) and up to SHARDS shard rows (`shard-00`
+...); a reservation lives in the shard a stable hash of (user, group) picks. Every change of a shard
+(reserve, mark active, release) commits the shard row and the head row (version + 1, the shard's count + 1)
+in one atomic commit under both ETags: of two workers racing for the last seat exactly one wins the head and
+the other re-reads and is refused (issue 7 item 2). A read takes the head, then each shard row it counts:
+from memory when this process has seen the row at the head's count, else from the store (read again while it
+lags the head), so a reserve reads the head and the rows changed since it last looked, and a headroom never
+misses a committed change. A shard row holds ~3,400 reservations (~4,250 open ones) within Table Storage's
+entity limit, so a SKU holds ~SHARDS times that. The earlier one-row-per-SKU layout (partition "sku", row =
+SKU id) is never read (nothing was deployed with it, so there is no migration). A group with several Copilot
+SKUs takes them in a fixed order and gives back what it took when one is full. LEDGER_SKUS_TABLE lists the
+SKUs with a ledger, so marking or releasing one person's reservation reads one shard row per SKU. The rest
+are plain rows keyed (group, user); a waitlist place being served carries a claim (who, until when) set
+under its ETag, so concurrent servers admit each waiting person once.
 """
 
 from __future__ import annotations
@@ -101,25 +100,30 @@ def _decode(sku_id: str, raw: list[Any]) -> Reservation:
     return Reservation(str(raw[0]), str(raw[1]), (sku_id,), opened, _time(raw[3]))
 
 
-def _commits(entity: Entity | None) -> int:
-    """How many reserves a shard row has taken (0 for a shard never written)."""
+def _changes(entity: Entity | None) -> int:
+    """How many changes a shard row has taken (0 for a shard never written)."""
     return int(entity.data.get("n", 0)) if entity is not None else 0
+
+
+def _head_write(head: Entity | None, row: str, changes: int) -> RowWrite:
+    """The head row with `row`'s change count set and the version moved on, under the head's ETag."""
+    data = head.data if head is not None else {}
+    return RowWrite(
+        HEAD_ROW,
+        {"v": int(data.get("v", 0)) + 1, "n": {**data.get("n", {}), row: changes}},
+        head.etag if head is not None else None,
+    )
 
 
 @dataclass(frozen=True)
 class _Ledger:
-    """One read of a SKU's partition: the head row and each shard row written so far, decoded."""
+    """One read of a SKU's ledger: the head row and each shard row it counts, decoded."""
 
     head: Entity | None
     shards: Mapping[str, tuple[Entity, tuple[Reservation, ...]]]
 
     def reservations(self) -> list[Reservation]:
         return [r for _, held in self.shards.values() for r in held]
-
-    def consistent(self) -> bool:
-        """Every reserve the head counts is in the shards read (whatever order the rows were read in)."""
-        counted: Mapping[str, int] = self.head.data.get("n", {}) if self.head is not None else {}
-        return all(_commits(self.shards.get(row, (None, ()))[0]) >= n for row, n in counted.items())
 
 
 class StateSeatStore:
@@ -140,6 +144,9 @@ class StateSeatStore:
         # (sku, shard row) -> (etag, reservations): the ledger is read on every gate and reserve but a shard
         # changes far less, and decoding thousands of reservations each time made onboarding quadratic in CPU.
         self._decoded: dict[tuple[str, str], tuple[str, tuple[Reservation, ...]]] = {}
+        # (sku, shard row) -> the newest entity of the row seen: used again while the head counts no change
+        # to the row since, so a reserve reads the head and the rows changed since it last looked.
+        self._seen: dict[tuple[str, str], Entity] = {}
         self._registered: set[str] = set()
 
     # -- the ledger ------------------------------------------------------------------------------------
@@ -160,18 +167,22 @@ class StateSeatStore:
         await self._sleep(self._rng() * min(0.002 * (attempt + 1), 0.05))
 
     async def _ledger(self, sku_id: str) -> _Ledger:
-        """The SKU's partition in one query; read again while a shard lags the head (never on SQLite)."""
+        """The head, then every shard it counts: one this process has seen at the head's count comes from
+        memory (every change of a shard moves the head), one that lags the head is read again."""
         for attempt in range(WRITE_ATTEMPTS):
-            head: Entity | None = None
+            head = await self._store.get(LEDGER_TABLE, sku_id, HEAD_ROW)
+            counted: Mapping[str, int] = head.data.get("n", {}) if head is not None else {}
             shards: dict[str, tuple[Entity, tuple[Reservation, ...]]] = {}
-            async for entity in self._store.query(LEDGER_TABLE, sku_id):
-                if entity.row == HEAD_ROW:
-                    head = entity
-                elif _SHARD_ROW.fullmatch(entity.row):
-                    shards[entity.row] = (entity, self._held_in(entity))
-            ledger = _Ledger(head, shards)
-            if ledger.consistent():
-                return ledger
+            for row, changes in sorted(counted.items()):
+                entity = self._seen.get((sku_id, row))
+                if entity is None or _changes(entity) < changes:
+                    entity = await self._store.get(LEDGER_TABLE, sku_id, row)
+                    if entity is None or _changes(entity) < changes:
+                        break
+                    self._seen[(sku_id, row)] = entity
+                shards[row] = (entity, self._held_in(entity))
+            else:
+                return _Ledger(head, shards)
             await self._backoff(attempt)
         raise ConcurrencyConflict(f"seat ledger of {sku_id} kept changing under us")
 
@@ -182,8 +193,10 @@ class StateSeatStore:
         return r.active_since is None or now - r.active_since < KEEP_CONSUMED
 
     def _written(self, entity: Entity, held: list[Reservation]) -> None:
+        key = (entity.partition, entity.row)
+        self._seen[key] = entity
         if entity.etag:
-            self._decoded[(entity.partition, entity.row)] = (entity.etag, tuple(held))
+            self._decoded[key] = (entity.etag, tuple(held))
 
     async def _take(self, catalogue: SkuCatalogue, sku_id: str, user: str, group: str, now: datetime) -> bool:
         """Reserve one SKU: its shard and the head (version + 1) in one commit under both ETags."""
@@ -209,21 +222,12 @@ class StateSeatStore:
             changed = kept if got in kept else [*kept, got]
             if changed == list(current):
                 return True  # already held, nothing to prune
-            commits = _commits(shard) + 1
-            head = ledger.head
-            head_data = head.data if head is not None else {}
+            changes = _changes(shard) + 1
             writes = [
-                RowWrite(
-                    HEAD_ROW,
-                    {
-                        "v": int(head_data.get("v", 0)) + 1,
-                        "n": {**head_data.get("n", {}), row: commits},
-                    },
-                    head.etag if head is not None else None,
-                ),
+                _head_write(ledger.head, row, changes),
                 RowWrite(
                     row,
-                    {"r": [_encode(r) for r in changed], "n": commits},
+                    {"r": [_encode(r) for r in changed], "n": changes},
                     shard.etag if shard is not None else None,
                 ),
             ]
@@ -239,8 +243,10 @@ class StateSeatStore:
     async def _change_shard(
         self, sku_id: str, row: str, change: Callable[[list[Reservation]], list[Reservation]]
     ) -> None:
-        """Apply `change` to one shard row under its ETag (the head stays: nothing is taken)."""
+        """Apply `change` to one shard row, moving the head with it (nothing is taken, but every change of
+        a shard is counted on the head so that other workers know to read the row again)."""
         for attempt in range(WRITE_ATTEMPTS):
+            head = await self._store.get(LEDGER_TABLE, sku_id, HEAD_ROW)
             entity = await self._store.get(LEDGER_TABLE, sku_id, row)
             if entity is None:
                 return
@@ -248,14 +254,17 @@ class StateSeatStore:
             changed = change(current)
             if changed == current:
                 return
+            changes = _changes(entity) + 1
+            writes = [
+                _head_write(head, row, changes),
+                RowWrite(row, {"r": [_encode(r) for r in changed], "n": changes}, entity.etag),
+            ]
             try:
-                written = await self._store.replace(
-                    entity, {"r": [_encode(r) for r in changed], "n": _commits(entity)}
-                )
+                written = await self._store.commit(LEDGER_TABLE, sku_id, writes)
             except ConcurrencyConflict:
                 await self._backoff(attempt)
                 continue
-            self._written(written, changed)
+            self._written(written[1], changed)
             return
         raise ConcurrencyConflict(f"seat ledger of {sku_id} kept changing under us")
 

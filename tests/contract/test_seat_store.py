@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from handlers.admission import Result, admit
-from seatkeeper.adapters.seat_store import LEDGER_TABLE, StateSeatStore, shard_of
+from seatkeeper.adapters.seat_store import HEAD_ROW, LEDGER_TABLE, StateSeatStore, shard_of
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.adapters.table_state import TableStateStore
 from seatkeeper.core.license_messages import AdmitRequest
@@ -74,7 +74,8 @@ async def seed(state: StateStore, sku_id: str, group: str, count: int) -> None:
         user = f"{n:08d}-0000-4000-8000-000000000000"
         shards.setdefault(shard_of(user, group), []).append([user, group, NOW.isoformat(), None])
     for row, held in shards.items():
-        await state.upsert(LEDGER_TABLE, sku_id, row, {"r": held, "n": 0})
+        await state.upsert(LEDGER_TABLE, sku_id, row, {"r": held, "n": 1})
+    await state.upsert(LEDGER_TABLE, sku_id, HEAD_ROW, {"v": 1, "n": dict.fromkeys(shards, 1)})
 
 
 async def test_a_sku_holding_thousands_still_gives_exactly_its_last_seats(state: StateStore) -> None:

@@ -14,6 +14,7 @@ import pytest
 from seatkeeper.adapters.seat_store import LEDGER_TABLE, SHARDS, StateSeatStore, shard_of
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.core.ports import Entity, RowWrite
+from seatkeeper.core.seats import ReleaseReason
 from tests.unit.test_gate_builders import NOW, catalogue, sku
 
 SKU = "639dec6b-bb19-468b-871c-c5c441c4b0cb"
@@ -46,15 +47,19 @@ def test_reservations_spread_over_every_shard() -> None:
 
 
 class LaggingStore:
-    """A state store whose next ledger query misses the rows in `hide`, as a read that reached those shard
-    rows before a commit that it did see on the head row."""
+    """A state store whose next read of a row in `hide` misses it, as a replica that has not yet seen a
+    commit that the head row read showed."""
 
     def __init__(self, inner: SqliteStateStore) -> None:
         self.inner = inner
         self.hide: set[str] = set()
-        self.queries = 0
+        self.reads: list[str] = []
 
     async def get(self, table: str, partition: str, row: str) -> Entity | None:
+        self.reads.append(row)
+        if row in self.hide:
+            self.hide.discard(row)
+            return None
         return await self.inner.get(table, partition, row)
 
     async def insert(self, table: str, partition: str, row: str, data: Mapping[str, Any]) -> Entity:
@@ -70,11 +75,8 @@ class LaggingStore:
         await self.inner.delete(table, partition, row, etag=etag)
 
     async def query(self, table: str, partition: str | None = None) -> AsyncIterator[Entity]:
-        self.queries += 1
-        hidden, self.hide = self.hide, set()
         async for entity in self.inner.query(table, partition):
-            if entity.row not in hidden:
-                yield entity
+            yield entity
 
     async def commit(self, table: str, partition: str, writes: Sequence[RowWrite]) -> tuple[Entity, ...]:
         return await self.inner.commit(table, partition, writes)
@@ -92,8 +94,32 @@ async def test_a_shard_read_older_than_the_head_is_read_again(tmp_path: Path) ->
         assert await a.reserve(snapshot, user_id="u1", group_id=GROUP, sku_ids=(SKU,), now=NOW)
         lagging.hide = {shard_of("u1", GROUP)}
         assert not await b.reserve(snapshot, user_id="u2", group_id=GROUP, sku_ids=(SKU,), now=NOW)
-        assert lagging.queries == 2
+        assert lagging.reads.count(shard_of("u1", GROUP)) == 2
         assert [r.user_id for r in await a.reservations()] == ["u1"]
         assert [e.row async for e in state.query(LEDGER_TABLE, SKU)] == ["head", shard_of("u1", GROUP)]
+    finally:
+        state.close()
+
+
+async def test_a_worker_reads_the_head_and_only_the_rows_changed_since(tmp_path: Path) -> None:
+    """With 500 reservations held, a reserve reads the head and the shard rows another worker changed
+    since, not the whole ledger; what the other worker changed (a release) is seen exactly."""
+    state = SqliteStateStore(tmp_path / "state.sqlite3")
+    try:
+        recording = LaggingStore(state)
+        a = StateSeatStore(recording, timeout=timedelta(hours=24))
+        b = StateSeatStore(state, timeout=timedelta(hours=24))
+        snapshot = catalogue(sku(SKU, "Microsoft_365_Copilot", enabled=510, consumed=0))
+        users = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(500)]
+        for user in users:
+            assert await b.reserve(snapshot, user_id=user, group_id=GROUP, sku_ids=(SKU,), now=NOW)
+        assert await a.headroom(snapshot, (SKU,), now=NOW) == 10
+        recording.reads.clear()
+        assert await a.reserve(snapshot, user_id="late-1", group_id=GROUP, sku_ids=(SKU,), now=NOW)
+        assert recording.reads == ["head"]
+        await b.release(users[0], GROUP, ReleaseReason.ERRORED)
+        recording.reads.clear()
+        assert await a.headroom(snapshot, (SKU,), now=NOW) == 10
+        assert recording.reads == ["head", shard_of(users[0], GROUP)]
     finally:
         state.close()
