@@ -222,23 +222,26 @@ class StateSeatStore:
             changed = kept if got in kept else [*kept, got]
             if changed == list(current):
                 return True  # already held, nothing to prune
-            changes = _changes(shard) + 1
-            writes = [
-                _head_write(ledger.head, row, changes),
-                RowWrite(
-                    row,
-                    {"r": [_encode(r) for r in changed], "n": changes},
-                    shard.etag if shard is not None else None,
-                ),
-            ]
-            try:
-                written = await self._store.commit(LEDGER_TABLE, sku_id, writes)
-            except ConcurrencyConflict:
-                await self._backoff(attempt)
-                continue
-            self._written(written[1], changed)
-            return True
+            if await self._commit_shard(sku_id, ledger.head, row, shard, changed):
+                return True
+            await self._backoff(attempt)
         raise ConcurrencyConflict(f"seat ledger of {sku_id} kept changing under us")
+
+    async def _commit_shard(
+        self, sku_id: str, head: Entity | None, row: str, shard: Entity | None, held: list[Reservation]
+    ) -> bool:
+        """Write the shard row and move the head, both under the ETags read; False when either changed."""
+        changes = _changes(shard) + 1
+        writes = [
+            _head_write(head, row, changes),
+            RowWrite(row, {"r": [_encode(r) for r in held], "n": changes}, shard.etag if shard else None),
+        ]
+        try:
+            written = await self._store.commit(LEDGER_TABLE, sku_id, writes)
+        except ConcurrencyConflict:
+            return False
+        self._written(written[1], held)
+        return True
 
     async def _change_shard(
         self, sku_id: str, row: str, change: Callable[[list[Reservation]], list[Reservation]]
@@ -254,18 +257,9 @@ class StateSeatStore:
             changed = change(current)
             if changed == current:
                 return
-            changes = _changes(entity) + 1
-            writes = [
-                _head_write(head, row, changes),
-                RowWrite(row, {"r": [_encode(r) for r in changed], "n": changes}, entity.etag),
-            ]
-            try:
-                written = await self._store.commit(LEDGER_TABLE, sku_id, writes)
-            except ConcurrencyConflict:
-                await self._backoff(attempt)
-                continue
-            self._written(written[1], changed)
-            return
+            if await self._commit_shard(sku_id, head, row, entity, changed):
+                return
+            await self._backoff(attempt)
         raise ConcurrencyConflict(f"seat ledger of {sku_id} kept changing under us")
 
     async def reservations(self) -> tuple[Reservation, ...]:

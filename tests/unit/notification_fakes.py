@@ -57,11 +57,19 @@ class MemoryStore:
                 yield entity
 
     async def commit(self, table: str, partition: str, writes: Sequence[RowWrite]) -> tuple[Entity, ...]:
-        for w in writes:
-            current = self.rows.get((table, partition, w.row))
-            if (current is not None) if w.etag is None else (current is None or current.etag != w.etag):
-                raise ConcurrencyConflict("exists or etag")
+        check_commit_conditions(self.rows, table, partition, writes)
         return tuple(self._put(table, partition, w.row, w.data) for w in writes)
+
+
+def check_commit_conditions(
+    rows: Mapping[tuple[str, str, str], Entity], table: str, partition: str, writes: Sequence[RowWrite]
+) -> None:
+    """A `StateStore.commit`'s conditions over in-memory rows: ConcurrencyConflict unless every write's
+    row is absent (an insert) or still at its etag (a replace)."""
+    for w in writes:
+        current = rows.get((table, partition, w.row))
+        if (current is not None) if w.etag is None else (current is None or current.etag != w.etag):
+            raise ConcurrencyConflict("exists or etag")
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 from seatkeeper.core.errors import ConcurrencyConflict
 from seatkeeper.core.messages import Message
 from seatkeeper.core.ports import Entity, RowWrite
+from tests.unit.notification_fakes import check_commit_conditions
 
 
 class MemoryStore:
@@ -55,10 +56,7 @@ class MemoryStore:
                 yield entity
 
     async def commit(self, table: str, partition: str, writes: Sequence[RowWrite]) -> tuple[Entity, ...]:
-        for w in writes:
-            current = self.rows.get((table, partition, w.row))
-            if (current is not None) if w.etag is None else (current is None or current.etag != w.etag):
-                raise ConcurrencyConflict("exists or etag")
+        check_commit_conditions(self.rows, table, partition, writes)
         return tuple(self._put(table, partition, w.row, w.data) for w in writes)
 
 

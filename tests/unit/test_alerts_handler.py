@@ -39,6 +39,7 @@ from seatkeeper.core.incidents import (
 )
 from seatkeeper.core.policy import AlertChannel, AlertRoute, Alerts, Severity
 from seatkeeper.core.ports import Entity, RowWrite
+from tests.unit.notification_fakes import check_commit_conditions
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 KEY = IncidentKey(Scope.USER, "u-1/sku-1", "license.count_violation")
@@ -95,10 +96,7 @@ class FakeStore:
                 yield entity
 
     async def commit(self, table: str, partition: str, writes: Sequence[RowWrite]) -> tuple[Entity, ...]:
-        for w in writes:
-            current = self.rows.get((table, partition, w.row))
-            if (current is not None) if w.etag is None else (current is None or current.etag != w.etag):
-                raise ConcurrencyConflict("exists or etag")
+        check_commit_conditions(self.rows, table, partition, writes)
         return tuple(self._put(table, partition, w.row, w.data) for w in writes)
 
     def incident(self, key: IncidentKey = KEY) -> Incident:
