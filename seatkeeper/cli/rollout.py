@@ -10,8 +10,10 @@ first-come-first-served waitlist (served when seats free up, as an HR joiner wou
 each one's place ("waiting for a seat (position N)"). Progress is saved after every bulk add: run the
 same command again after an interruption and it resumes without doing anything twice.
 
-`seatkeeper rollout list` shows recorded rollouts; `seatkeeper rollout remove NAME` forgets one (its
-members stay in the group; removals go through the HR/reconciliation path with its safety guards).
+`seatkeeper rollout list` shows recorded rollouts with their people by state (people left waiting for a
+seat whom the waitlist has added since count as `added_from_waitlist`); `seatkeeper rollout remove NAME`
+forgets one (its members stay in the group; removals go through the HR/reconciliation path with its safety
+guards).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from seatkeeper.core.rollout import (
     waitlist_positions,
 )
 from seatkeeper.core.rollout_records import RolloutHeader, RolloutRecords
+from seatkeeper.core.seat_ports import SeatStore
 
 RESOLVE_CHUNK: Final = 100  # people resolved per `$batch` round (the client sends 20 a request)
 EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3
@@ -146,7 +149,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return EXIT_FAILED
         records = RolloutRecords(services.state)
         if args.target == "list":
-            return await list_rollouts(records, out, as_json=args.json)
+            return await list_rollouts(records, out, as_json=args.json, seats=services.license.seats)
         if args.target == "remove":
             return await remove_rollout(records, args.name or "", out, err)
         return await rollout_file(args, services.license, records, out, err)
@@ -466,15 +469,39 @@ def _row(plan: PersonPlan, positions: Mapping[str, int], *, dry_run: bool) -> di
     }
 
 
-async def list_rollouts(records: RolloutRecords, out: TextIO, *, as_json: bool) -> int:
-    """Every recorded rollout: name, group, who and when, and how many people in each state."""
+# `rollout list`: a person the rollout left waiting for a seat whom the waitlist has added since.
+SERVED_FROM_WAITLIST: Final = "added_from_waitlist"
+
+
+async def _served(seats: SeatStore, group_id: str, plans: Sequence[PersonPlan]) -> set[str]:
+    """The rollout's waiting people (by row key) whom the waitlist has since added: off the waitlist, with
+    Seatkeeper's addition recorded."""
+    waiters = [p for p in plans if p.state is Planned.PENDING and p.waits_for_seat and p.user_id]
+    if not waiters:
+        return set()
+    waiting = {e.user_id.lower() for e in await seats.waitlist(group_id)}
+    served: set[str] = set()
+    for plan in waiters:
+        user = str(plan.user_id)
+        if user.lower() not in waiting and await seats.addition(user, group_id) is not None:
+            served.add(plan.row_key)
+    return served
+
+
+async def list_rollouts(
+    records: RolloutRecords, out: TextIO, *, as_json: bool, seats: SeatStore | None = None
+) -> int:
+    """Every recorded rollout: name, group, who and when, and how many people in each state (those it left
+    waiting for a seat and the waitlist has added since count as `added_from_waitlist`)."""
     headers = await records.names()
     rows = []
     for header in headers:
-        plans = (await records.plans(header.name)).values()
+        plans = list((await records.plans(header.name)).values())
+        served = await _served(seats, header.group_id, plans) if seats is not None else set()
         counts: dict[str, int] = {}
         for plan in plans:
-            counts[plan.state.value] = counts.get(plan.state.value, 0) + 1
+            state = SERVED_FROM_WAITLIST if plan.row_key in served else plan.state.value
+            counts[state] = counts.get(state, 0) + 1
         rows.append((header, dict(sorted(counts.items()))))
     if as_json:
         document = [

@@ -108,12 +108,11 @@ def reserve(
 
     Idempotent: a user who already holds an open reservation for the group gets that one back.
     """
-    existing = tuple(reservations)
-    held = open_reservations(existing, snapshot_read_at=catalogue.read_at, now=now, timeout=timeout)
+    held = open_reservations(reservations, snapshot_read_at=catalogue.read_at, now=now, timeout=timeout)
     mine = next((r for r in held if r.user_id == user_id and r.group_id == group_id), None)
     if mine is not None:
         return mine
-    if group_headroom(catalogue, sku_ids, existing, now=now, timeout=timeout) <= 0:
+    if not sku_ids or min(free_seats(catalogue.get(s), held) for s in sku_ids) <= 0:
         return None
     return Reservation(user_id, group_id, tuple(s.lower() for s in sku_ids), now)
 

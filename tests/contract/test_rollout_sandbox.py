@@ -27,7 +27,7 @@ from handlers.verification import serve_waiting
 from seatkeeper.adapters.clocks import WallClock
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.bootstrap import build_graph
-from seatkeeper.cli.rollout import EXIT_DONE, EXIT_INTERRUPTED, rollout_file
+from seatkeeper.cli.rollout import EXIT_DONE, EXIT_INTERRUPTED, list_rollouts, rollout_file
 from seatkeeper.core.errors import Unavailable
 from seatkeeper.core.graph_port import (
     GraphPage,
@@ -304,11 +304,23 @@ async def test_people_blocked_by_seats_alone_wait_their_turn(rig: Rig) -> None:
     [rule] = await rig.records.rules()
     assert rule.user_ids == frozenset(p["user_id"] for p in people)
 
+    assert await listed_states(rig) == {"added": 2, "pending": 3}
+
     control(rig.info, "POST", f"/skus/{COPILOT}/seats", {"enabled": consumed + 20})
     served = await serve_waiting(rig.deps, correlation_id="seats-freed", version="seats-freed:1")
     assert [(a.user_id, a.result) for a in served.admitted] == [(u, Result.ADDED) for u in waiters]
     assert rig.members(AMERICAS) - before == {p["user_id"] for p in people}
     assert await rig.deps.seats.waitlist(AMERICAS) == ()
+    assert await listed_states(rig) == {"added": 2, "added_from_waitlist": 3}
+
+
+async def listed_states(rig: Rig) -> dict[str, int]:
+    """`seatkeeper rollout list --json`: the one rollout's people by state."""
+    out = io.StringIO()
+    assert await list_rollouts(rig.records, out, as_json=True, seats=rig.deps.seats) == EXIT_DONE
+    [entry] = json.loads(out.getvalue())
+    states: dict[str, int] = entry["by_state"]
+    return states
 
 
 def seatkeeper(info: SandboxInfo, data: Path, *argv: str) -> subprocess.CompletedProcess[str]:
