@@ -12,16 +12,9 @@ from seatkeeper.adapters.seat_store import StateSeatStore
 from seatkeeper.adapters.sqlite_state import SqliteStateStore
 from seatkeeper.core.seats import ReleaseReason
 from tests.unit.test_gate_builders import NOW, catalogue, sku
-
-SKU = "639dec6b-bb19-468b-871c-c5c441c4b0cb"
-GROUP = "0b6e0000-0000-4000-8000-00000000c0de"
+from tests.unit.test_seat_ledger_shards import GROUP, SKU, anyio_backend  # noqa: F401 -- the fixture
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def test_a_reservation_by_another_worker_is_seen_after_a_cached_read(tmp_path: Path) -> None:
