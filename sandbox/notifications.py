@@ -236,12 +236,11 @@ class Notifier:
             interval = min(interval * 2, self.limits.max_retry_interval)
 
     async def _idle_sleep(self, url: str, seconds: float) -> None:
-        """Sleep without holding up `drain` (a back-off is not work in progress)."""
+        """Sleep without holding up `drain` (a back-off is not work in progress). Busy again only when the
+        sleep ends: a worker cancelled in it (reset, close) must not leave its URL busy for good."""
         self._busy.discard(url)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self._busy.add(url)
+        await asyncio.sleep(seconds)
+        self._busy.add(url)
 
     async def _post(self, url: str, endpoint: str, batch: list[dict[str, Any]], stats: EndpointStats) -> bool:
         """One POST of `{"value": batch}`; True on a 2xx within the time limit."""

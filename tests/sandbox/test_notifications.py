@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -106,6 +107,25 @@ def test_retries_stop_after_the_bounded_time_and_the_batch_is_dropped() -> None:
             stats = notifier.stats[receiver.url()]
             assert (stats.delivered, stats.dropped) == (0, 1)
             assert 3 <= stats.posts < 40
+
+    _run(scenario)
+
+
+def test_a_reset_during_a_back_off_leaves_nothing_busy() -> None:
+    """A control-plane reset while a failing delivery waits out its back-off: drain is done at once after."""
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        async with running_receiver(Receiver(script=[(0.0, 503)] * 100)) as receiver:
+            notifier = Notifier(client, replace(FAST, first_retry=30.0, give_up_after=60.0))
+            notifier.enqueue(receiver.url(), {"n": 1})
+            for _ in range(200):  # until the first post has failed
+                if notifier.stats.get(receiver.url()):
+                    break
+                await asyncio.sleep(0.01)
+            assert await notifier.drain(1)  # waiting out the back-off is not work in progress
+            notifier.reset()
+            await asyncio.sleep(0.05)  # the cancelled worker runs its cleanup
+            assert await notifier.drain(0.5)
 
     _run(scenario)
 
