@@ -146,7 +146,9 @@ async def _gate(
     deps = unit.deps
     licensing = deps.policy.group(group.id)
     sku_ids = tuple(licensing.copilot_sku_ids) if licensing is not None else ()
-    free = await deps.seats.headroom(catalogue, sku_ids, now=now) if sku_ids else 0
+    # An admission retried after a kill or a failed add still holds its seat: that seat is free for it.
+    holder = (person.id, group.id)
+    free = await deps.seats.headroom(catalogue, sku_ids, now=now, holder=holder) if sku_ids else 0
     decision = decide(
         person,
         group=group,

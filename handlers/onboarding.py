@@ -411,8 +411,15 @@ class _MoverSeats:
     def __init__(self, inner: SeatStore) -> None:
         self.inner = inner
 
-    async def headroom(self, catalogue: SkuCatalogue, sku_ids: tuple[str, ...], *, now: datetime) -> int:
-        return max(1, await self.inner.headroom(catalogue, sku_ids, now=now))
+    async def headroom(
+        self,
+        catalogue: SkuCatalogue,
+        sku_ids: tuple[str, ...],
+        *,
+        now: datetime,
+        holder: tuple[str, str] | None = None,
+    ) -> int:
+        return max(1, await self.inner.headroom(catalogue, sku_ids, now=now, holder=holder))
 
     async def reserve(
         self, catalogue: SkuCatalogue, *, user_id: str, group_id: str, sku_ids: tuple[str, ...], now: datetime
@@ -522,11 +529,10 @@ async def _mover(run: _Run, person: Person) -> Handled:
     current = _copilot_groups(person, run.ld)
     old = [g for g in current if g != choice.group_id]
     # A place the person waited in for a group the rules no longer choose is given up, so that a seat
-    # freed there later does not add them to the old group as well.
-    for group in run.ld.policy.licensing_groups:
-        if group.id.lower() != choice.group_id:
-            await run.ld.seats.clear_pending(person.id, group.id.lower())
-            await run.ld.seats.leave_waitlist(person.id, group.id.lower())
+    # freed there later does not add them to the old group as well; so is a seat held there for an add
+    # that never came to an assignment.
+    others = [g.id.lower() for g in run.ld.policy.licensing_groups if g.id.lower() != choice.group_id]
+    await _stop_waiting(run.ld, person.id, others, holding=set(current))
     if choice.group_id is not None and choice.group_id not in current:
         result = await _admit(run, person, choice.group_id, choice.rule, leaving=old)
         if old:
@@ -569,6 +575,19 @@ async def _plan(run: _Run, person: Person, group_ids: list[str], *, why: str) ->
     return Handled(Step.REMOVALS_PLANNED)
 
 
+async def _stop_waiting(
+    ld: LicenseDeps, user_id: str, group_ids: Sequence[str], *, holding: set[str]
+) -> None:
+    """Give up the person's pending record and waitlist place in these groups, and the seat reserved in
+    those it holds no assignment through: an admission a kill or a failed add left there would otherwise
+    keep the seat from the waitlist until the reservation times out."""
+    for group_id in group_ids:
+        await ld.seats.clear_pending(user_id, group_id)
+        await ld.seats.leave_waitlist(user_id, group_id)
+        if group_id not in holding:
+            await ld.seats.release(user_id, group_id, ReleaseReason.CANCELLED)
+
+
 async def _leaver(run: _Run) -> Handled:
     """At the effective time: leave every Copilot group Seatkeeper may write; stop waiting for seats."""
     entra = await run.find()
@@ -576,11 +595,10 @@ async def _leaver(run: _Run) -> Handled:
         await run.resume(completed=True)
         return Handled(Step.NOTHING_TO_REMOVE)
     groups = [g.id.lower() for g in run.ld.policy.licensing_groups]
-    for group_id in groups:
-        await run.ld.seats.clear_pending(entra.id, group_id)
-        await run.ld.seats.leave_waitlist(entra.id, group_id)
     held = set(_copilot_groups(entra, run.ld))
     ours = {g for g in groups if await run.ld.seats.addition(entra.id, g) is not None}
+    # Seats of the groups planned for removal go back with the removal.
+    await _stop_waiting(run.ld, entra.id, groups, holding=held | ours)
     handled = await _plan(run, entra, sorted(held | ours), why="HR leaver")
     await run.resume(completed=True)
     return handled

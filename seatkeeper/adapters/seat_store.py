@@ -270,12 +270,21 @@ class StateSeatStore:
                 found += self._held_in(entity)
         return tuple(found)
 
-    async def headroom(self, catalogue: SkuCatalogue, sku_ids: tuple[str, ...], *, now: datetime) -> int:
-        """Free seats for one more member of a group with these SKUs."""
+    async def headroom(
+        self,
+        catalogue: SkuCatalogue,
+        sku_ids: tuple[str, ...],
+        *,
+        now: datetime,
+        holder: tuple[str, str] | None = None,
+    ) -> int:
+        """Free seats for one more member of a group with these SKUs (the holder's own seat counts free)."""
         held: list[Reservation] = []
         for sku_id in sorted({_key(s) for s in sku_ids}):
             held += (await self._ledger(sku_id)).reservations()
-        return group_headroom(catalogue, [_key(s) for s in sku_ids], held, now=now, timeout=self._timeout)
+        return group_headroom(
+            catalogue, [_key(s) for s in sku_ids], held, now=now, timeout=self._timeout, holder=holder
+        )
 
     async def reserve(
         self, catalogue: SkuCatalogue, *, user_id: str, group_id: str, sku_ids: tuple[str, ...], now: datetime

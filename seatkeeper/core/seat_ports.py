@@ -40,8 +40,16 @@ class Addition:
 class SeatStore(Protocol):
     """Seats, waitlist, pending people and additions; every write is safe under concurrent workers."""
 
-    async def headroom(self, catalogue: SkuCatalogue, sku_ids: tuple[str, ...], *, now: datetime) -> int:
-        """Free seats for one more member: the scarcest SKU's enabled - consumed - open reservations."""
+    async def headroom(
+        self,
+        catalogue: SkuCatalogue,
+        sku_ids: tuple[str, ...],
+        *,
+        now: datetime,
+        holder: tuple[str, str] | None = None,
+    ) -> int:
+        """Free seats for one more member: the scarcest SKU's enabled - consumed - open reservations, the
+        (user, group) `holder`'s own reservation counting as free for it."""
         ...
 
     async def reserve(

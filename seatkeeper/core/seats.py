@@ -86,11 +86,18 @@ def group_headroom(
     *,
     now: datetime,
     timeout: timedelta,
+    holder: tuple[str, str] | None = None,
 ) -> int:
-    """Free seats for one more member of a group: the scarcest of the group's Copilot SKUs (0 if none)."""
+    """Free seats for one more member of a group: the scarcest of the group's Copilot SKUs (0 if none).
+
+    `holder` is the (user, group) asking: its own open reservation is its seat, not someone else's (an
+    admission retried after a kill or a failed add must not wait for the seat it holds)."""
     if not sku_ids:
         return 0
     held = open_reservations(reservations, snapshot_read_at=catalogue.read_at, now=now, timeout=timeout)
+    if holder is not None:
+        user, group = holder[0].lower(), holder[1].lower()
+        held = tuple(r for r in held if (r.user_id.lower(), r.group_id.lower()) != (user, group))
     return min(free_seats(catalogue.get(sku_id), held) for sku_id in sku_ids)
 
 

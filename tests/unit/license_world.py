@@ -101,6 +101,8 @@ class Tenant:
     throttled: set[str] = field(default_factory=set)
     # The next member add is carried out, but its answer is lost (a dropped connection, a timeout).
     lose_next_add_answer: bool = False
+    # The next member add fails (a 503) before anything lands.
+    fail_next_add: bool = False
     # Member adds are refused as Graph refuses a group it will not write.
     refuse_adds: bool = False
 
@@ -218,6 +220,9 @@ class Tenant:
         self.add_requests.append((group_id, len(user_ids)))
         if self.refuse_adds:
             raise Forbidden("Insufficient privileges to complete the operation.")
+        if self.fail_next_add:
+            self.fail_next_add = False
+            raise Unavailable("503 before anything was written")
         current = self.members.setdefault(group_id, [])
         added, already, missing = [], [], []
         for user in dict.fromkeys(user_ids):

@@ -71,6 +71,21 @@ async def test_an_add_whose_answer_was_lost_stays_seatkeepers_own(world: World) 
     )
 
 
+async def test_a_retried_admission_holding_the_last_seat_is_added_not_left_waiting(world: World) -> None:
+    """One free seat, reserved; the add fails and the message comes again: the seat it holds is its own, so
+    the retry adds the person instead of putting them on the waitlist behind a seat nobody else can take."""
+    user = world.tenant.add_user(user_json(1))
+    world.tenant.skus[0] = sku_json(COPILOT, "Microsoft_365_Copilot", enabled=10, consumed=9)
+    world.tenant.fail_next_add = True
+    with pytest.raises(Unavailable):
+        await run(world, user)
+    assert world.tenant.members.get(GROUP, []) == []
+    assert await run(world, user) == [Result.ADDED]
+    assert world.tenant.members[GROUP] == [user]
+    assert (await world.seats.waitlist(), await world.seats.pending()) == ((), ())
+    assert [r.user_id for r in await world.seats.reservations()] == [user]
+
+
 async def test_a_member_whose_license_shows_is_not_recorded_as_an_addition(world: World) -> None:
     """Someone an admin put in the group, license processed: the gate sees it; not Seatkeeper's, no record."""
     user = world.tenant.add_user(user_json(1))

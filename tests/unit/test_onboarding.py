@@ -452,6 +452,22 @@ async def test_a_pending_mover_waits_only_for_the_new_group(hr: Hr) -> None:
     assert await hr.license.seats.pending(GROUP) == ()
 
 
+async def test_a_mover_gives_back_the_seat_held_for_an_add_that_never_landed(hr: Hr) -> None:
+    """The last seat reserved for E1's Sales add, which failed; E1 then moves to Legal. The Sales seat is
+    given back, so Legal has one for E1 now, not once the reservation times out a day later."""
+    user = hr.user(1, "E1")
+    copilot = hr.tenant._copilot()
+    copilot["prepaidUnits"]["enabled"] = copilot["consumedUnits"] + 1
+    hr.tenant.fail_next_add = True
+    with pytest.raises(Unavailable):
+        await hr.post(joiner())
+    assert hr.tenant.member_of(user) == []
+    await hr.post(mover("E1", "Legal", recorded=hr.clock.now()))
+    await hr.pump(hr.clock.now() + timedelta(hours=1))
+    assert hr.tenant.member_of(user) == [OTHER]
+    assert [(r.user_id, r.group_id) for r in await hr.license.seats.reservations()] == [(user, OTHER)]
+
+
 # -- leavers and removal safety --------------------------------------------------------------------------
 
 
@@ -462,6 +478,18 @@ async def test_a_leaver_frees_the_seat_for_the_first_pending_person(hr: Hr) -> N
     await hr.post(leaver(at=NOW + timedelta(minutes=5), recorded=NOW))
     await hr.pump(NOW + timedelta(hours=1))
     assert (hr.tenant.member_of(first), hr.tenant.member_of(second)) == ([], [GROUP])
+
+
+async def test_a_leaver_gives_back_a_seat_reserved_before_a_kill(hr: Hr) -> None:
+    """A seat reserved for E1, the process killed before the addition was recorded: E1 leaves, and the seat
+    goes back at once (E1 is no member, so there is nothing to remove that would give it back)."""
+    user = hr.user(1, "E1")
+    catalogue = await hr.license.reads.catalogue()
+    assert await hr.license.seats.reserve(
+        catalogue, user_id=user, group_id=GROUP, sku_ids=(COPILOT,), now=hr.clock.now()
+    )
+    await hr.post(leaver())
+    assert await hr.license.seats.reservations() == ()
 
 
 async def test_a_future_leaver_is_removed_at_the_effective_time(hr: Hr) -> None:
