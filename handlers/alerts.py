@@ -6,8 +6,9 @@ that already succeeded is never sent to again, and concurrent deliveries of one 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
@@ -52,6 +53,13 @@ WRITE_ATTEMPTS: Final = 8
 # How long a claimed delivery is ours before another worker may take it over (a crashed sender).
 DEFAULT_LEASE: Final = timedelta(minutes=2)
 DIGEST_PARTITION: Final = "_digest"
+# Waits (seconds) before delivering again, in the handler, when a channel asked for a retry or another worker
+# holds the delivery: the queue redelivers a failed message at once, so without them ten deliveries are spent
+# in milliseconds while a crashed worker's claim runs out (DEFAULT_LEASE), and the alert is dead-lettered.
+# Ten deliveries of these waits (15.5 s each) outlast the lease. A channel's Retry-After lengthens a wait
+# up to MAX_WAIT; past the last wait the message goes back to the queue.
+RETRY_WAITS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)
+MAX_WAIT: Final = 8.0
 
 
 @dataclass(frozen=True)
@@ -198,11 +206,13 @@ async def handle_alert(
     clock: Clock,
     claim: str | None = None,
     lease: timedelta = DEFAULT_LEASE,
+    waits: Sequence[float] = RETRY_WAITS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AlertResult:
     """Apply one `alerts` message to its incident and deliver what is owed.
 
     `channels` maps policy route names to channels. Raises InvalidInput for a malformed message, and a
-    TransientError when a delivery must be retried (so the message is redelivered).
+    TransientError when a delivery must still be retried after `waits` (so the message is redelivered).
     """
     signal = parse_alert(parse_body(body))
     key = signal.key
@@ -216,9 +226,21 @@ async def handle_alert(
         return step.incident if step.changed else stored
 
     await _update(store, key, apply)
+    claim = claim or uuid.uuid4().hex
     results, busy, retry_after = await deliver(
-        key, store=store, channels=channels, clock=clock, claim=claim or uuid.uuid4().hex, lease=lease
+        key, store=store, channels=channels, clock=clock, claim=claim, lease=lease
     )
+    for wait in waits:
+        if not (busy or results[Outcome.RETRY.value]):
+            break
+        await sleep(min(max(wait, retry_after or 0.0), MAX_WAIT))
+        again, busy, retry_after = await deliver(
+            key, store=store, channels=channels, clock=clock, claim=claim, lease=lease
+        )
+        # Sent and failed add up over the rounds; what is still to retry is the last round's word.
+        again[Outcome.SENT.value][:0] = results[Outcome.SENT.value]
+        again[Outcome.FAILED.value][:0] = results[Outcome.FAILED.value]
+        results = again
     result = AlertResult(
         key=key,
         decision=decision,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from handlers.alerts import handle_alert, send_digest
+from handlers.alerts import MAX_WAIT, RETRY_WAITS, handle_alert, send_digest
 from seatkeeper.core.alert_ports import NoticeChannel
 from seatkeeper.core.errors import (
     ConcurrencyConflict,
@@ -153,6 +153,10 @@ def body(cause: Cause = Cause.PRESENT, *, at: datetime = T0, key: IncidentKey = 
     return alert_message(signal, correlation_id="corr-1", version=at.isoformat()).body()
 
 
+# The queues' maxDeliveryCount (infra/modules/servicebus.bicep, and the local host's default).
+MAX_DELIVERIES = 10
+
+
 @dataclass
 class World:
     store: FakeStore = field(default_factory=FakeStore)
@@ -160,10 +164,18 @@ class World:
     mail: RecordingChannel = field(default_factory=RecordingChannel)
     clock: FixedClock = field(default_factory=FixedClock)
     policy: Alerts = POLICY
+    # The handler's own waits before giving a message back (none: every retry goes back to the queue).
+    waits: Sequence[float] = ()
+    slept: list[float] = field(default_factory=list)
 
     @property
     def channels(self) -> dict[str, NoticeChannel]:
         return {"teams": self.teams, "mail": self.mail}
+
+    async def sleep(self, seconds: float) -> None:
+        """Time passes for the business clock too, as it does for a real worker."""
+        self.slept.append(seconds)
+        self.clock.at += timedelta(seconds=seconds)
 
     async def handle(self, message: bytes, claim: str | None = None) -> Decision:
         result = await handle_alert(
@@ -173,6 +185,8 @@ class World:
             alerts=self.policy,
             clock=self.clock,
             claim=claim,
+            waits=self.waits,
+            sleep=self.sleep,
         )
         return result.decision
 
@@ -299,6 +313,42 @@ def test_crashed_sender_claim_is_taken_over_after_lease() -> None:
         world.run(body(), claim="too-early")
     world.clock.at = T0 + timedelta(minutes=3)
     world.run(body(), claim="later")
+    assert (len(world.teams.delivered), len(world.mail.delivered)) == (1, 1)
+
+
+def test_a_retry_a_channel_asks_for_is_waited_for_in_the_handler() -> None:
+    """Teams fails once: the handler waits half a second and sends again, instead of spending a delivery."""
+    world = World(waits=RETRY_WAITS)
+    world.teams.failures.append(Unavailable("503"))
+    assert world.run(body()) is Decision.OPENED
+    assert (len(world.teams.delivered), len(world.mail.delivered), world.slept) == (1, 1, [0.5])
+
+
+def test_a_channels_retry_after_lengthens_the_wait_up_to_the_cap() -> None:
+    """Retry-After 30 s: the handler waits the cap (MAX_WAIT), then sends."""
+    world = World(waits=RETRY_WAITS)
+    world.teams.failures.append(Throttled("429", retry_after=30))
+    world.run(body())
+    assert (world.slept, len(world.teams.delivered)) == ([MAX_WAIT], 1)
+
+
+def test_a_crashed_senders_claim_is_waited_out_within_the_queues_deliveries() -> None:
+    """A worker died holding the delivery: each redelivery waits in the handler before giving the message
+    back, so the lease runs out and the notice is sent before the queue's ten deliveries are spent (no dead
+    letter, which the alerts queue could not alert about)."""
+    world = World(waits=RETRY_WAITS)
+    world.teams.failures.append(WorkerDied())
+    with pytest.raises(WorkerDied):
+        world.run(body(), claim="dead")
+    deliveries = 1
+    while deliveries < MAX_DELIVERIES:
+        deliveries += 1
+        try:
+            world.run(body())
+        except Unavailable:
+            continue
+        break
+    assert deliveries < MAX_DELIVERIES
     assert (len(world.teams.delivered), len(world.mail.delivered)) == (1, 1)
 
 
