@@ -90,15 +90,20 @@ def group_headroom(
 ) -> int:
     """Free seats for one more member of a group: the scarcest of the group's Copilot SKUs (0 if none).
 
-    `holder` is the (user, group) asking: its own open reservation is its seat, not someone else's (an
-    admission retried after a kill or a failed add must not wait for the seat it holds)."""
+    `holder` is the (user, group) asking. Its own open reservation is its seat, won under the ledger's
+    concurrency: at least one is free for it, whatever the snapshot says meanwhile (a license Graph already
+    counts in `consumedUnits` and the ledger not yet is counted twice for a while). An admission retried
+    after a kill or a failed add must not wait for the seat it holds."""
     if not sku_ids:
         return 0
     held = open_reservations(reservations, snapshot_read_at=catalogue.read_at, now=now, timeout=timeout)
+    mine = False
     if holder is not None:
         user, group = holder[0].lower(), holder[1].lower()
-        held = tuple(r for r in held if (r.user_id.lower(), r.group_id.lower()) != (user, group))
-    return min(free_seats(catalogue.get(sku_id), held) for sku_id in sku_ids)
+        others = tuple(r for r in held if (r.user_id.lower(), r.group_id.lower()) != (user, group))
+        mine, held = len(others) < len(held), others
+    free = min(free_seats(catalogue.get(sku_id), held) for sku_id in sku_ids)
+    return max(free, 1) if mine else free
 
 
 def reserve(

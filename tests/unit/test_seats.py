@@ -145,6 +145,16 @@ def test_consumed_reservation_frees_its_hold_without_double_counting() -> None:
     assert open_reservations([activated], snapshot_read_at=NOW, now=NOW, timeout=DAY) == (activated,)
 
 
+def test_a_holders_own_reservation_is_its_seat_even_while_graph_counts_another_twice() -> None:
+    """Two seats, both reserved (u1, u2); u2's license is already in `consumedUnits` but not yet marked active
+    in the ledger, so the snapshot counts it twice: no seat for anyone else, but u1's is still u1's."""
+    held = [_held("u1"), _held("u2")]
+    snapshot = _copilot(enabled=2, consumed=1)
+    assert group_headroom(snapshot, (COPILOT,), held, now=NOW, timeout=DAY) == 0
+    assert group_headroom(snapshot, (COPILOT,), held, now=NOW, timeout=DAY, holder=("U1", GROUP)) == 1
+    assert group_headroom(snapshot, (COPILOT,), held, now=NOW, timeout=DAY, holder=("u3", GROUP)) == 0
+
+
 def test_mark_active_keeps_the_earliest_activation() -> None:
     """A later re-check does not push the activation time forward."""
     first = mark_active(_held("u"), NOW)
