@@ -1,4 +1,5 @@
-"""`python -m bench.chaos [--seed N] [--reduced]`: the chaos run at full scale on its own sandbox.
+"""`python -m bench.chaos [--seed N] [--reduced] [--keep DIR] [--seats N]`: the chaos run at full scale on
+its own sandbox (`--seats N`: only N Copilot seats free for the run's people, so seats run out).
 
 1,000 joiners, 300 leavers and 200 movers interleaved with 300 direct group edits, 20 % Graph faults
 (429 with Retry-After, 503, slow past the client timeout, dropped connections) and 8 kill -9 of the local
@@ -9,6 +10,7 @@ comparison. Prints the seed first: the same seed replays the same workload.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import sys
 import tempfile
@@ -24,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="replay this seed (default: a new one)")
     parser.add_argument("--reduced", action="store_true", help="the scale `make test` runs")
     parser.add_argument("--keep", type=Path, default=None, help="work in this directory and keep it (logs)")
+    parser.add_argument(
+        "--seats", type=int, default=None, help="Copilot seats free for the run's people (default: plenty)"
+    )
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     with tempfile.TemporaryDirectory(prefix="seatkeeper-chaos-") as directory:
@@ -31,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         process, sandbox = start_sandbox(workdir)
         try:
-            report = run_chaos(sandbox, workdir, REDUCED if args.reduced else FULL, seed)
+            scale = dataclasses.replace(REDUCED if args.reduced else FULL, seats=args.seats)
+            report = run_chaos(sandbox, workdir, scale, seed)
         finally:
             stop_sandbox(process)
     print("\n".join(report.lines()), flush=True)

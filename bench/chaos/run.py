@@ -2,6 +2,7 @@
 through the local host, while Graph throttles and fails 20 % of requests and the host is killed with
 `kill -9` and started again; then faults off, dead letters resubmitted, one reconciliation pass, and the
 tenant compared with what the policy implies, person by person. Seeded: the same seed, the same run.
+With `ChaosScale.seats`, Copilot seats run out: people wait on the waitlist and leavers' seats go to them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SIGNING_SECRET: Final = "whsec_" + "c2FuZGJveC1vbmx5LWNoYW9zLWhyLXNpZ25pbmc="
 GRAPH_TIMEOUT_SECONDS: Final = 2.0
 HR_SOURCE: Final = "/hr/chaos"
 PEOPLE_TABLE: Final = "hrpeople"  # onboarding's record of the newest event applied to a person
+WAITLIST_TABLE: Final = "seatwaitlist"  # the seat store's waitlist: partition group, row user
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class ChaosScale:
     kills: int
     fault_rate: float = 0.2
     chunk: int = 20  # HR events per request
+    # Copilot seats free for the run's people (None: plenty). With a number, seats run out: people wait on
+    # the waitlist, leavers free seats for them, and the admin only removes (an admin's add behind the
+    # service's back could take a seat the service counted as free: a race no service can win).
+    seats: int | None = None
 
     @property
     def backlog_kills(self) -> int:
@@ -84,6 +90,7 @@ class ChaosReport:
     seats_over_assigned: int = 0
     in_two_groups: int = 0
     dead_letters_without_alert: int = 0
+    waiting_for_seat: int = 0  # people the policy puts in a group, on its waitlist with no seat free
     wall_seconds: float = 0.0
     wrong: list[str] = field(default_factory=list)
 
@@ -112,7 +119,12 @@ class ChaosReport:
             f"  people checked {self.people_checked}: lost events {self.lost_events}, wrong final states "
             f"{self.wrong_final_states}, duplicate alerts {self.duplicate_alerts}, seats over-assigned "
             f"{self.seats_over_assigned}, in two Copilot groups {self.in_two_groups}, dead letters "
-            f"without an alert {self.dead_letters_without_alert}",
+            f"without an alert {self.dead_letters_without_alert}"
+            + (
+                ""
+                if s.seats is None
+                else f"; seats {s.seats}, left waiting for a seat {self.waiting_for_seat}"
+            ),
             f"  wall time {self.wall_seconds:.0f} s; {'PASSED' if self.passed else 'FAILED'}",
             *(f"  wrong: {w}" for w in self.wrong[:20]),
         ]
@@ -210,7 +222,9 @@ class Chaos:
         for user in users[: s.joiners]:
             self.people[user["employeeId"]] = Person(user, str(user.get("usageLocation") or "US"))
         self.bystanders.update({u["id"]: set() for u in users[s.joiners : s.joiners + bystanders]})
-        self.control.post(f"skus/{COPILOT}/seats", json={"enabled": 10 * len(users) + 100}).raise_for_status()
+        before = sum(1 for held in self.bystanders.values() if held)  # one Copilot seat each
+        enabled = 10 * len(users) + 100 if s.seats is None else before + s.seats
+        self.control.post(f"skus/{COPILOT}/seats", json={"enabled": enabled}).raise_for_status()
         with httpx.Client(verify=self.sandbox.ssl_context()) as http:
             token = confidential_app(
                 self.sandbox, http, self.sandbox.client_id, self.sandbox.client_secret
@@ -335,6 +349,8 @@ class Chaos:
         group = self.random.choice(self.groups)
         held = self.bystanders[user]
         change = "remove" if group in held else "add"
+        if change == "add" and self.scale.seats is not None:
+            return
         self.control.post(f"groups/{group}/members", json={change: [user]}).raise_for_status()
         if change == "add":
             held.add(group)
@@ -463,8 +479,9 @@ class Chaos:
             dead = {q: asyncio.run(queue.list(q, limit=100_000)) for q in QUEUES}
             self.report.dead_letters = {q: len(d) for q, d in dead.items() if d}
             alerted = self.alerted_queues()
+            # The alerts queue's own dead letters cannot be alerted (health shows them): all count.
             self.report.dead_letters_without_alert = sum(
-                len(d) for q, d in dead.items() if d and q != ALERTS and q not in alerted
+                len(d) for q, d in dead.items() if d and (q == ALERTS or q not in alerted)
             )
             for q, letters in dead.items():
                 for letter in letters:
@@ -512,6 +529,19 @@ class Chaos:
 
         return asyncio.run(read())
 
+    def waitlists(self) -> set[tuple[str, str]]:
+        """(group, user) of everyone on a waitlist."""
+        path = self.state_file()
+
+        async def read() -> set[tuple[str, str]]:
+            store = SqliteStateStore(path)
+            try:
+                return {(e.partition, e.row) async for e in store.query(WAITLIST_TABLE)}
+            finally:
+                store.close()
+
+        return asyncio.run(read())
+
     def members(self) -> dict[str, set[str]]:
         """user id -> the Copilot groups they are a direct member of."""
         found: dict[str, set[str]] = {}
@@ -545,6 +575,9 @@ class Chaos:
         """Person by person: membership against the policy, the newest event applied, seats, alerts."""
         members = self.members()
         records = self.people_records()
+        sku = next(s for s in self.graph.get("subscribedSkus").json()["value"] if s["skuId"] == COPILOT)
+        seats_free = int(sku["prepaidUnits"]["enabled"]) - int(sku["consumedUnits"])
+        waiting = self.waitlists() if self.scale.seats is not None else set()
         for person in self.people.values():
             expected = (
                 None
@@ -552,6 +585,13 @@ class Chaos:
                 else implied_group(person.user.get("department"), person.country, self.groups)
             )
             actual = members.get(person.user["id"], set())
+            waits = expected is not None and (expected, person.user["id"]) in waiting
+            if waits and expected not in actual and seats_free <= 0:
+                # Seats ran out: waiting is right, as long as nothing else is (a mover keeps at most the
+                # old group until the new one has a seat).
+                self.report.waiting_for_seat += 1
+                if len(actual) <= 1:
+                    continue
             if actual != ({expected} if expected else set()):
                 self.report.wrong_final_states += 1
                 kinds = "/".join(str(e["type"]).rsplit(".", 1)[-1] for e in person.events)
@@ -575,8 +615,7 @@ class Chaos:
         self.report.people_checked = len(self.people) + len(self.bystanders)
         # Over-assigned: Copilot consumed past enabled, or a member a licensing group could not give a
         # Copilot seat to (Entra then leaves the assignment in CountViolation instead of over-consuming).
-        sku = next(s for s in self.graph.get("subscribedSkus").json()["value"] if s["skuId"] == COPILOT)
-        over = int(sku["consumedUnits"]) - int(sku["prepaidUnits"]["enabled"])
+        over = -seats_free
         self.report.seats_over_assigned = max(0, over) + self.seatless_members()
         # In two Copilot groups (one seat in Entra, but two assignments to undo): people counted above as
         # wrong already, counted here once more; an admin's own choice for a bystander is not.
