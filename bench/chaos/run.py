@@ -26,9 +26,11 @@ from standardwebhooks.webhooks import Webhook
 from sandbox import tenant_gen
 from seatkeeper.adapters.clocks import WallClock
 from seatkeeper.adapters.embedded_queue import EMBEDDED_QUEUE_FILE, EmbeddedQueue
+from seatkeeper.adapters.seat_store import WAITLIST_TABLE
 from seatkeeper.adapters.sqlite_state import EMBEDDED_STATE_FILE, SqliteStateStore
 from seatkeeper.core.incidents import INCIDENTS_TABLE
 from seatkeeper.core.messages import ALERTS, QUEUES
+from seatkeeper.core.ports import Entity
 from tests.e2e.host_process import RunningHost, start_host, wait_for
 from tests.fixtures.sandbox import SandboxInfo
 from tests.sandbox.graph_session import GRAPH_SCOPE, confidential_app
@@ -41,7 +43,6 @@ SIGNING_SECRET: Final = "whsec_" + "c2FuZGJveC1vbmx5LWNoYW9zLWhyLXNpZ25pbmc="
 GRAPH_TIMEOUT_SECONDS: Final = 2.0
 HR_SOURCE: Final = "/hr/chaos"
 PEOPLE_TABLE: Final = "hrpeople"  # onboarding's record of the newest event applied to a person
-WAITLIST_TABLE: Final = "seatwaitlist"  # the seat store's waitlist: partition group, row user
 
 
 @dataclass(frozen=True)
@@ -500,47 +501,32 @@ class Chaos:
         assert self.host is not None
         return self.host.state_dir / EMBEDDED_STATE_FILE
 
-    def incidents(self) -> list[dict[str, Any]]:
+    def entities(self, table: str) -> list[Entity]:
+        """Every row of one of the host's state tables, read from its SQLite file."""
         path = self.state_file()
 
-        async def read() -> list[dict[str, Any]]:
+        async def read() -> list[Entity]:
             store = SqliteStateStore(path)
             try:
-                return [dict(e.data) async for e in store.query(INCIDENTS_TABLE)]
+                return [e async for e in store.query(table)]
             finally:
                 store.close()
 
         return asyncio.run(read())
+
+    def incidents(self) -> list[dict[str, Any]]:
+        return [dict(e.data) for e in self.entities(INCIDENTS_TABLE)]
 
     def people_records(self) -> dict[str, dict[str, Any]]:
-        path = self.state_file()
-
-        async def read() -> dict[str, dict[str, Any]]:
-            store = SqliteStateStore(path)
-            try:
-                rows = {e.partition: dict(e.data) async for e in store.query(PEOPLE_TABLE)}
-            finally:
-                store.close()
-            # An employeeId linked to the Entra object id points to the one record of that human.
-            return {
-                key: rows.get(str(row["alias_of"]), {}) if "alias_of" in row else row
-                for key, row in rows.items()
-            }
-
-        return asyncio.run(read())
+        rows = {e.partition: dict(e.data) for e in self.entities(PEOPLE_TABLE)}
+        # An employeeId linked to the Entra object id points to the one record of that human.
+        return {
+            key: rows.get(str(row["alias_of"]), {}) if "alias_of" in row else row for key, row in rows.items()
+        }
 
     def waitlists(self) -> set[tuple[str, str]]:
         """(group, user) of everyone on a waitlist."""
-        path = self.state_file()
-
-        async def read() -> set[tuple[str, str]]:
-            store = SqliteStateStore(path)
-            try:
-                return {(e.partition, e.row) async for e in store.query(WAITLIST_TABLE)}
-            finally:
-                store.close()
-
-        return asyncio.run(read())
+        return {(e.partition, e.row) for e in self.entities(WAITLIST_TABLE)}
 
     def members(self) -> dict[str, set[str]]:
         """user id -> the Copilot groups they are a direct member of."""
